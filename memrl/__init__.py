@@ -1,0 +1,42 @@
+"""memrl: episodic memory that learns which past experiences help (MemRL), on SQLite + sqlite-vec.
+
+The core library: storage, embeddings, two-phase retrieval and outcome learning. It has no
+MCP dependency; the MCP server (memrl_server) and the CLI are thin layers over `Memory`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import MemoryConfig
+from .embeddings import Embedder, load_embedder
+from .errors import (
+    DatabaseError,
+    InvalidInputError,
+    MemrlError,
+    ModelMismatchError,
+    ModelUnavailableError,
+    UnknownMemoryError,
+    UnknownTaskError,
+)
+from .memory import DEFAULT_NAMESPACE, Experience, Memory, OutcomeResult, RecallResult, StoreResult
+from .paths import default_db_path
+from .store import MemoryStore
+
+__all__ = [
+    "DEFAULT_NAMESPACE", "DatabaseError", "Embedder", "Experience", "InvalidInputError",
+    "Memory", "MemoryConfig", "MemoryStore", "MemrlError", "ModelMismatchError",
+    "ModelUnavailableError", "OutcomeResult", "RecallResult", "StoreResult",
+    "UnknownMemoryError", "UnknownTaskError", "default_db_path", "load_embedder", "open_memory",
+]
+
+
+def open_memory(
+    db_path: str | Path | None = None,
+    config: MemoryConfig | None = None,
+    embedder: Embedder | None = None,
+) -> Memory:
+    """A Memory on `db_path` (default: the user's data directory) with the local model."""
+    embedder = embedder or load_embedder()
+    store = MemoryStore(db_path or default_db_path(), embedder.dim, embedder.model_id)
+    return Memory(store, embedder, config)

