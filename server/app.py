@@ -1,0 +1,334 @@
+"""The MCP server: three tools and two resources over the core `Memory`.
+
+Built by `build_server(settings)`; nothing runs at import. The lifespan yields a
+`MemoryRuntime` that opens the database and loads the model in the background, so
+initialize and tools/list answer at once.
+"""
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from memrl import Embedder, Memory, MemoryConfig, MemrlError
+
+from .models import (
+    CreditedMemory,
+    MemoryDetail,
+    NamespaceStats,
+    OutcomeOutput,
+    RecalledMemory,
+    RecallOutput,
+    StoreOutput,
+)
+from .runtime import MemoryRuntime
+from .settings import ServerSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Annotations are evaluated at import (no `from __future__ import annotations`): the SDK
+# builds each tool's schema from them, so bounds are module constants.
+MAX_INTENT = MemoryConfig().max_intent_chars
+MAX_EXPERIENCE = MemoryConfig().max_experience_chars
+
+INSTRUCTIONS = """\
+This server is a memory of past task experiences that learns which ones actually help.
+Use it on every non-trivial task:
+1. At the START of a task call recall_experience with a one-sentence description of the task.
+   Read the returned memories: 'success' memories are reusable scripts, 'failure' memories say
+   what to avoid. Keep the returned task_id.
+2. At the END of the task call report_outcome with that task_id and success=true/false
+   (success means the tests/checks passed or the user accepted the result). Name in used_ids
+   the memories you actually relied on. This is how the memory learns; never skip it.
+3. Then store what is worth reusing with store_experience: on success a short reusable script
+   (3-5 high-level steps, commands, pitfalls); on failure a reflection (what went wrong, what
+   to avoid next time) with kind='failure'. You may instead pass `reflection` to report_outcome.
+Never store secrets, credentials or whole files. Memories are scoped to the current project
+by default; pass namespace only to reach another project's memory."""
+
+RECALL_DESCRIPTION = """\
+Call at the start of every task. Returns the past experiences most likely to help with this
+task (selected by similarity and by learned usefulness) and a task_id to pass to
+report_outcome when the task ends. An empty list means nothing similar enough is stored."""
+
+REPORT_DESCRIPTION = """\
+Call when a task ends, with the task_id from recall_experience and success=true/false (or a
+reward in [-1, 1]). The memories injected for that task (or only used_ids, if given) have
+their usefulness Q updated. Reporting twice changes nothing. Optionally pass a reflection
+(on failure: what went wrong and what to avoid; on success: the reusable steps) to store it."""
+
+STORE_DESCRIPTION = """\
+Store a reusable experience: after a success, a short script (3-5 high-level steps) with
+kind='success'; after a failure, a reflection on what went wrong and what to avoid with
+kind='failure'; a durable fact with kind='note'. intent is a one-sentence description of the
+task it helps with. Storing the same intent + experience again returns the existing id."""
+
+
+async def _call(runtime: MemoryRuntime, fn: Callable[[Memory], T]) -> T:
+    """Run core work; errors the caller can fix become tool errors, others are logged and hidden."""
+    try:
+        return await runtime.run(fn)
+    except MemrlError as e:
+        raise ToolError(str(e)) from e
+    except Exception as e:
+        log.exception("internal error")
+        raise ToolError(
+            "internal error in the memory server; details are in its log"
+        ) from e
+
+
+def build_server(
+    settings: ServerSettings, embedder_factory: Callable[[], Embedder] | None = None
+) -> MCPServer[MemoryRuntime]:
+    """An MCPServer over the database in `settings`; `embedder_factory` replaces the model in tests."""
+
+    runtime = MemoryRuntime(settings, embedder_factory)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[MemoryRuntime]) -> AsyncIterator[MemoryRuntime]:
+        runtime.acquire()  # opens the database and loads the model in the background
+        try:
+            yield runtime
+        finally:
+            await anyio.to_thread.run_sync(runtime.release)
+
+    server: MCPServer[MemoryRuntime] = MCPServer(
+        name="memrl",
+        title="MemRL memory",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        lifespan=lifespan,
+    )
+    _add_tools(server, settings, runtime)
+    _add_resources(server, runtime)
+    return server
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("memrl")
+    except PackageNotFoundError:
+        return "0"
+
+
+NamespaceArg = Annotated[
+    str | None,
+    Field(
+        description="Memory scope; default: the current project (its git repository)"
+    ),
+]
+
+
+def _add_tools(
+    server: MCPServer[MemoryRuntime], settings: ServerSettings, runtime: MemoryRuntime
+) -> None:
+    default_ns = settings.namespace
+
+    @server.tool(
+        description=RECALL_DESCRIPTION,
+        annotations=ToolAnnotations(
+            title="Recall experience",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )
+    async def recall_experience(
+        task: Annotated[
+            str,
+            Field(
+                description="One-sentence description of the task at hand",
+                min_length=1,
+                max_length=MAX_INTENT,
+            ),
+        ],
+        namespace: NamespaceArg = None,
+        k: Annotated[
+            int | None,
+            Field(
+                description="How many memories to inject (default: server's k2)",
+                ge=1,
+                le=20,
+            ),
+        ] = None,
+    ) -> RecallOutput:
+        ns = namespace or default_ns
+        k1 = None if k is None else max(k, settings.memory.k1)
+        result = await _call(runtime, lambda m: m.recall(task, ns, k1=k1, k2=k))
+        return RecallOutput(
+            task_id=result.task_id,
+            namespace=result.namespace,
+            delta=result.delta,
+            memories=[
+                RecalledMemory(
+                    id=r.id,
+                    kind=r.kind,
+                    intent=r.intent,
+                    experience=r.experience,  # type: ignore[arg-type]
+                    q=r.q,
+                    similarity=r.similarity,
+                    score=r.score,
+                )
+                for r in result.injected
+            ],
+            candidates=len(result.candidates),
+            message=result.message,
+        )
+
+    @server.tool(
+        description=REPORT_DESCRIPTION,
+        annotations=ToolAnnotations(
+            title="Report task outcome",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    async def report_outcome(
+        task_id: Annotated[
+            str, Field(description="The task_id recall_experience returned")
+        ],
+        success: Annotated[
+            bool | None, Field(description="Did the task succeed?")
+        ] = None,
+        reward: Annotated[
+            float | None,
+            Field(
+                description="Instead of success: a reward in [-1, 1]", ge=-1.0, le=1.0
+            ),
+        ] = None,
+        used_ids: Annotated[
+            list[int] | None,
+            Field(
+                description="Ids of the recalled memories you actually used; only they are credited. "
+                "Omit to credit all injected memories"
+            ),
+        ] = None,
+        reflection: Annotated[
+            str | None,
+            Field(
+                description="Optional lesson to store: on failure what to avoid, on success the steps"
+            ),
+        ] = None,
+    ) -> OutcomeOutput:
+        out = await _call(
+            runtime,
+            lambda m: m.report(
+                task_id,
+                success=success,
+                reward=reward,
+                used_ids=used_ids,
+                reflection=reflection,
+            ),
+        )
+        return OutcomeOutput(
+            task_id=out.task_id,
+            status="updated" if out.applied else "already_reported",
+            reward=out.reward,
+            credited=[
+                CreditedMemory(id=i, q=q) for i, q in sorted(out.credited.items())
+            ],
+            reflection_id=out.reflection_id,
+            message=out.message,
+        )
+
+    @server.tool(
+        description=STORE_DESCRIPTION,
+        annotations=ToolAnnotations(
+            title="Store experience",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    async def store_experience(
+        intent: Annotated[
+            str,
+            Field(
+                description="One-sentence description of the task it helps with",
+                min_length=1,
+                max_length=MAX_INTENT,
+            ),
+        ],
+        experience: Annotated[
+            str,
+            Field(
+                description="The reusable script, or the reflection",
+                min_length=1,
+                max_length=MAX_EXPERIENCE,
+            ),
+        ],
+        kind: Annotated[
+            str,
+            Field(
+                description="success | failure | note",
+                pattern="^(success|failure|note)$",
+            ),
+        ] = "success",
+        namespace: NamespaceArg = None,
+        task_id: Annotated[
+            str | None, Field(description="The task this came from, if any")
+        ] = None,
+        metadata: Annotated[
+            dict[str, Any] | None, Field(description="Free-form JSON object")
+        ] = None,
+    ) -> StoreOutput:
+        ns = namespace or default_ns
+        out = await _call(
+            runtime,
+            lambda m: m.store_experience(
+                intent, experience, kind, ns, task_id=task_id, metadata=metadata
+            ),
+        )
+        message = (
+            f"Stored as memory {out.id}."
+            if out.created
+            else (f"Already stored as memory {out.id}; nothing added.")
+        )
+        return StoreOutput(
+            id=out.id, created=out.created, namespace=out.namespace, message=message
+        )
+
+
+def _add_resources(server: MCPServer[MemoryRuntime], runtime: MemoryRuntime) -> None:
+    async def read(fn: Callable[[Memory], T]) -> T:
+        try:
+            return await runtime.run(fn)
+        except MemrlError as e:
+            raise ResourceError(str(e)) from e
+
+    @server.resource(
+        "memrl://stats",
+        name="stats",
+        mime_type="application/json",
+        description="Per-namespace statistics: memories, mean Q, tasks, success rate, delta",
+    )
+    async def stats() -> str:
+        rows = await read(lambda m: m.store.stats())
+        return json.dumps([NamespaceStats(**r).model_dump() for r in rows], indent=2)
+
+    @server.resource(
+        "memrl://memory/{memory_id}",
+        name="memory",
+        mime_type="application/json",
+        description="One memory by id, with its Q and statistics",
+    )
+    async def memory(memory_id: int) -> str:
+        row = await read(lambda m: m.get(int(memory_id)))
+        if row is None:
+            raise ResourceError(f"no memory with id {memory_id}")
+        return MemoryDetail(
+            **{k: getattr(row, k) for k in MemoryDetail.model_fields}
+        ).model_dump_json(indent=2)

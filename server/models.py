@@ -1,0 +1,90 @@
+"""Pydantic results of the tools: what the host LLM reads as structured output."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class RecalledMemory(BaseModel):
+    id: int = Field(
+        description="Memory id; pass it in used_ids when reporting the outcome"
+    )
+    kind: Literal["success", "failure", "note"] = Field(
+        description="success: a reusable script; failure: a reflection on what to avoid"
+    )
+    intent: str = Field(description="The task this experience came from")
+    experience: str
+    q: float = Field(
+        description="Learned utility in [-1, 1]: how often injecting it led to success"
+    )
+    similarity: float = Field(
+        description="Cosine similarity of its intent to this task"
+    )
+    score: float = Field(description="Phase-B score mixing z(similarity) and z(q)")
+
+
+class RecallOutput(BaseModel):
+    task_id: str = Field(description="Pass this to report_outcome when the task ends")
+    namespace: str
+    delta: float = Field(description="The similarity gate in force for this namespace")
+    memories: list[RecalledMemory] = Field(
+        description="Injected experiences, most useful first"
+    )
+    candidates: int = Field(description="How many memories passed the similarity gate")
+    message: str
+
+
+class CreditedMemory(BaseModel):
+    id: int
+    q: float = Field(description="Q after this outcome")
+
+
+class OutcomeOutput(BaseModel):
+    task_id: str
+    status: Literal["updated", "already_reported"]
+    reward: float
+    credited: list[CreditedMemory]
+    reflection_id: int | None = Field(
+        default=None,
+        description="Id of the memory stored from `reflection`, if one was given",
+    )
+    message: str
+
+
+class StoreOutput(BaseModel):
+    id: int
+    created: bool = Field(
+        description="False when the same intent + experience was already stored"
+    )
+    namespace: str
+    message: str
+
+
+class NamespaceStats(BaseModel):
+    namespace: str
+    model_id: str
+    delta: float | None
+    memories: int
+    mean_q: float | None
+    failure_memories: int
+    tasks: int
+    tasks_reported: int
+    success_rate: float | None
+
+
+class MemoryDetail(BaseModel):
+    id: int
+    namespace: str
+    intent: str
+    experience: str
+    kind: str
+    q: float
+    n_updates: int
+    last_reward: float | None
+    created_at: float
+    updated_at: float
+    metadata: dict[str, object]
+    model_id: str
+    source_task_id: str | None

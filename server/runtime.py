@@ -1,0 +1,117 @@
+"""Process-wide state of the server: the database opens at once, the model loads in the background.
+
+The handshake never waits for the embedding model: `MemoryRuntime.start()` only opens the
+SQLite file (milliseconds) and starts a thread that imports fastembed and loads the model.
+A tool call that needs the model before it is ready waits for it, up to a bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+from memrl import Embedder, Memory, MemoryStore, MemrlError, load_embedder
+
+from .settings import ServerSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ModelNotReady(MemrlError):
+    """The embedding model did not finish loading in time."""
+
+
+class MemoryRuntime:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        embedder_factory: Callable[[], Embedder] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._factory = embedder_factory or (lambda: load_embedder(settings.model_dir))
+        self._ready = threading.Event()
+        self._memory: Memory | None = None
+        self._error: BaseException | None = None
+        self.store: MemoryStore | None = None
+        self.load_seconds: float | None = None
+        self._users = 0
+        self._users_lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Start loading on first use (idempotent); pair every call with `release()`."""
+        with self._users_lock:
+            self._users += 1
+            if self._users == 1:
+                self._ready.clear()
+                self._memory, self._error = None, None
+                threading.Thread(
+                    target=self._load, name="memrl-model-loader", daemon=True
+                ).start()
+
+    def release(self) -> None:
+        """Close the database when the last session (lifespan) using it ends."""
+        with self._users_lock:
+            self._users -= 1
+            if self._users == 0:
+                self._ready.wait()
+                self.close()
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            embedder = self._factory()
+            store = MemoryStore(self.settings.db_path, embedder.dim, embedder.model_id)
+            self.store = store
+            self._memory = Memory(store, embedder, self.settings.memory)
+            self.load_seconds = time.perf_counter() - started
+            log.info(
+                "memory ready in %.2fs (model %s, db %s)",
+                self.load_seconds,
+                embedder.model_id,
+                self.settings.db_path,
+            )
+        except BaseException as e:  # reported to every caller, not swallowed
+            self._error = e
+            log.error("memory failed to start: %s", e)
+        finally:
+            self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self._memory is not None
+
+    async def memory(self) -> Memory:
+        """The loaded Memory, waiting (bounded) while the model loads."""
+        if not self._ready.is_set():
+            await anyio.to_thread.run_sync(
+                self._ready.wait, self.settings.model_wait_seconds
+            )
+        if self._error is not None:
+            if isinstance(self._error, MemrlError):
+                raise self._error
+            raise ModelNotReady(
+                f"the memory failed to start: {self._error}"
+            ) from self._error
+        if self._memory is None:
+            raise ModelNotReady(
+                f"the embedding model is still loading after {self.settings.model_wait_seconds:.0f}s; "
+                "retry in a moment"
+            )
+        return self._memory
+
+    async def run(self, fn: Callable[[Memory], T]) -> T:
+        """Run blocking core work (SQLite, ONNX) in a worker thread."""
+        memory = await self.memory()
+        return await anyio.to_thread.run_sync(lambda: fn(memory))
+
+    def close(self) -> None:
+        if self._memory is not None:
+            self._memory.store.close()
+            self._memory = None
