@@ -1,0 +1,157 @@
+"""The MCP server through a real in-process client session."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from memrl import load_embedder
+from memrl_server.app import INSTRUCTIONS, build_server
+from memrl_server.settings import ServerSettings
+
+from mcp_helpers import MEMORIES, TASK, call, learning_loop
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return load_embedder()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> ServerSettings:
+    return ServerSettings(db_path=tmp_path / "m.db", namespace="github.com/acme/app")
+
+
+async def test_tools_are_described_and_annotated(settings, embedder):
+    async with Client(build_server(settings, lambda: embedder)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert set(tools) == {"recall_experience", "report_outcome", "store_experience"}
+        for tool in tools.values():
+            assert tool.description and len(tool.description) > 80
+            assert tool.output_schema is not None
+            assert tool.annotations is not None and tool.annotations.destructive_hint is False
+        recall = tools["recall_experience"].input_schema["properties"]
+        assert recall["k"]["anyOf"][0]["maximum"] == 20
+        assert "description" in recall["task"]
+        reward = tools["report_outcome"].input_schema["properties"]["reward"]
+        assert reward["anyOf"][0]["minimum"] == -1.0 and reward["anyOf"][0]["maximum"] == 1.0
+        assert "report_outcome" in INSTRUCTIONS and "recall_experience" in INSTRUCTIONS
+
+
+async def test_instructions_reach_the_host(settings, embedder):
+    async with Client(build_server(settings, lambda: embedder)) as client:
+        assert client.instructions == INSTRUCTIONS
+
+
+async def test_learning_changes_the_ranking(settings, embedder):
+    async with Client(build_server(settings, lambda: embedder)) as client:
+        await learning_loop(client, "github.com/acme/app")
+
+
+async def test_default_namespace_and_scope_survive_every_tool(settings, embedder):
+    async with Client(build_server(settings, lambda: embedder)) as client:
+        intent, experience = MEMORIES[1]
+        here = await call(client, "store_experience", intent=intent, experience=experience)
+        assert here["namespace"] == "github.com/acme/app"
+        other = await call(client, "store_experience", intent=intent, experience=experience,
+                           namespace="github.com/acme/other")
+        assert other["namespace"] == "github.com/acme/other" and other["id"] != here["id"]
+        recalled = await call(client, "recall_experience", task=TASK)
+        assert recalled["namespace"] == "github.com/acme/app"
+        assert [m["id"] for m in recalled["memories"]] == [here["id"]]
+        elsewhere = await call(client, "recall_experience", task=TASK, namespace="github.com/acme/other")
+        assert [m["id"] for m in elsewhere["memories"]] == [other["id"]]
+        empty = await call(client, "recall_experience", task=TASK, namespace="github.com/acme/empty")
+        assert empty["memories"] == [] and "nothing injected" in empty["message"].lower()
+        # a reflection filed through report_outcome lands in the recalled task's namespace
+        out = await call(client, "report_outcome", task_id=elsewhere["task_id"], success=False,
+                         reflection="B failed here: the queue had no join(); use an Event instead")
+        refl = json.loads((await client.read_resource(f"memrl://memory/{out['reflection_id']}")).contents[0].text)
+        assert refl["namespace"] == "github.com/acme/other" and refl["kind"] == "failure"
+        stats = json.loads((await client.read_resource("memrl://stats")).contents[0].text)
+        by_ns = {s["namespace"]: s for s in stats}
+        assert by_ns["github.com/acme/app"]["memories"] == 1
+        assert by_ns["github.com/acme/other"]["memories"] == 2
+        assert by_ns["github.com/acme/other"]["tasks_reported"] == 1
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "expected"),
+    [
+        ("report_outcome", {"task_id": "t-unknown", "success": True}, "unknown task id"),
+        ("report_outcome", {"task_id": "t-unknown"}, "give success"),
+        ("report_outcome", {"task_id": "t-x", "reward": 1.5}, "less than or equal to 1"),
+        ("recall_experience", {"task": "   "}, "task is empty"),
+        ("recall_experience", {"task": "x", "namespace": "bad namespace!"}, "namespace 'bad namespace!' is invalid"),
+        ("store_experience", {"intent": "x", "experience": "y", "kind": "maybe"}, "should match pattern"),
+        ("store_experience", {"intent": "x", "experience": "y" * 20_001}, "at most 20000"),
+        ("store_experience", {"intent": "x", "experience": "y", "task_id": "t-nope"}, "is unknown"),
+    ],
+)
+async def test_bad_input_is_a_tool_error_that_says_what_to_fix(settings, embedder, tool, args, expected):
+    async with Client(build_server(settings, lambda: embedder)) as client:
+        result = await client.call_tool(tool, args)
+        assert result.is_error
+        text = result.content[0].text
+        assert expected in text
+        assert "Traceback" not in text
+        stats = json.loads((await client.read_resource("memrl://stats")).contents[0].text)
+        assert all(s["memories"] == 0 for s in stats)
+
+
+async def test_internal_errors_are_hidden(settings, embedder):
+    class Broken:
+        model_id, dim = embedder.model_id, embedder.dim
+
+        def embed(self, texts):
+            raise RuntimeError("secret internal detail /etc/passwd")
+
+        def embed_query(self, text):
+            raise RuntimeError("secret internal detail /etc/passwd")
+
+    async with Client(build_server(settings, Broken)) as client:
+        result = await client.call_tool("recall_experience", {"task": "anything"})
+        assert result.is_error
+        assert "secret" not in result.content[0].text
+        assert "internal error" in result.content[0].text
+
+
+async def test_handshake_does_not_wait_for_the_model(settings, embedder):
+    """tools/list answers while the model is still loading; a recall waits for it."""
+    release = threading.Event()
+
+    def slow_model():
+        release.wait(30)
+        return embedder
+
+    async with Client(build_server(settings, slow_model)) as client:
+        tools = await client.list_tools()  # answered although the model is not loaded
+        assert len(tools.tools) == 3
+        assert not release.is_set()
+        results: list[dict] = []
+
+        async def recall():
+            results.append(await call(client, "recall_experience", task=TASK))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(recall)
+            await anyio.sleep(0.3)
+            assert results == []  # still waiting for the model, not failed
+            release.set()
+        assert results[0]["memories"] == []
+
+
+async def test_a_model_that_fails_to_load_gives_a_clear_error(settings):
+    from memrl import ModelUnavailableError
+
+    def missing():
+        raise ModelUnavailableError("model.onnx is missing: reinstall memrl, or set MEMRL_MODEL_DIR")
+
+    async with Client(build_server(settings, missing)) as client:
+        result = await client.call_tool("recall_experience", {"task": "x"})
+        assert result.is_error and "MEMRL_MODEL_DIR" in result.content[0].text
