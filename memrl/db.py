@@ -53,6 +53,7 @@ def connect(path: str | Path, *, readonly: bool = False) -> Any:
     target = str(path)
     if target != ":memory:":
         Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    conn = None
     try:
         conn = driver.connect(
             target, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
@@ -67,6 +68,8 @@ def connect(path: str | Path, *, readonly: bool = False) -> Any:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA mmap_size = 268435456")
     except driver.Error as e:
+        if conn is not None:
+            conn.close()
         raise DatabaseError(f"cannot open database {target!r}: {e}") from e
     return conn
 

@@ -19,7 +19,7 @@ from typing import Any
 from . import validation
 from .config import MemoryConfig
 from .embeddings import Embedder
-from .errors import InvalidInputError, UnknownTaskError
+from .errors import InvalidInputError, ModelMismatchError, UnknownTaskError
 from .ranking import Candidate, select
 from .store import MemoryRow, MemoryStore, NewMemory, TaskRow
 
@@ -115,9 +115,10 @@ class Memory:
         rng: random.Random | None = None,
     ) -> None:
         if store.model_id != embedder.model_id or store.index.dim != embedder.dim:
-            raise InvalidInputError(
+            raise ModelMismatchError(
                 f"store opened for {store.model_id!r}/{store.index.dim}d but the embedder is "
-                f"{embedder.model_id!r}/{embedder.dim}d"
+                f"{embedder.model_id!r}/{embedder.dim}d: open the store with the embedder's "
+                "model_id and dim"
             )
         self.store = store
         self.embedder = embedder

@@ -22,7 +22,7 @@ import numpy as np
 from . import calibration
 from .config import MemoryConfig
 from .db import connect, write_transaction
-from .errors import ModelMismatchError
+from .errors import InvalidInputError, ModelMismatchError
 from .migrations import apply_migrations
 from .ranking import Selection
 from .vector_index import VectorIndex
@@ -94,7 +94,11 @@ class MemoryStore:
         self.index = VectorIndex(dim)
         self._lock = threading.RLock()
         self._conn = connect(self.path)
-        apply_migrations(self._conn, self.index)
+        try:
+            apply_migrations(self._conn, self.index)
+        except BaseException:
+            self._conn.close()  # e.g. a dimension mismatch: do not leak the connection
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -109,6 +113,18 @@ class MemoryStore:
     def _write(self) -> Iterator[Any]:
         with self._lock, write_transaction(self._conn) as conn:
             yield conn
+
+    def _checked_vector(self, vec: np.ndarray) -> np.ndarray:
+        """Refuse a vector sqlite-vec would reject (wrong size) or store as garbage (NaN)."""
+        vec = np.asarray(vec, dtype=np.float32)
+        if vec.shape != (self.index.dim,):
+            raise ModelMismatchError(
+                f"vector has shape {vec.shape}, expected ({self.index.dim},): the embedding "
+                f"model does not match this database ({self.index.dim}-dimensional vectors)"
+            )
+        if not np.isfinite(vec).all():
+            raise InvalidInputError("vector has non-finite values (NaN or infinity)")
+        return vec
 
     # -- namespaces -------------------------------------------------------------------------
 
@@ -158,12 +174,13 @@ class MemoryStore:
     def insert(self, items: Sequence[NewMemory], config: MemoryConfig) -> list[tuple[int, bool]]:
         """Insert memories (one transaction); (id, created) per item, existing id for duplicates."""
         out: list[tuple[int, bool]] = []
+        checked = [self._checked_vector(m.vector) for m in items]
         now = time.time()
         with self._write() as conn:
             vectors = []
             for ns in sorted({m.namespace for m in items}):
                 self._claim_namespace(conn, ns)
-            for m in items:
+            for m, vector in zip(items, checked):
                 row = conn.execute(
                     f"INSERT INTO memories({MEMORY_COLUMNS}) "
                     "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -182,7 +199,7 @@ class MemoryStore:
                     out.append((int(existing[0]), False))
                 else:
                     out.append((int(row[0]), True))
-                    vectors.append((int(row[0]), m.namespace, m.vector))
+                    vectors.append((int(row[0]), m.namespace, vector))
             self.index.add_many(conn, vectors)
             for ns in sorted({m.namespace for m in items}):
                 self._recalibrate_if_due(conn, ns, config)
@@ -236,6 +253,7 @@ class MemoryStore:
         self, query: np.ndarray, namespace: str, k: int
     ) -> list[tuple[int, float, float]]:
         """Phase A's raw material: the k nearest memories as (id, similarity, q), best first."""
+        query = self._checked_vector(query)
         with self._read() as conn:
             self._check_model(conn, namespace)
             hits = self.index.search(conn, query, namespace, k)

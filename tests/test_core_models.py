@@ -1,0 +1,117 @@
+"""One file, one embedding model per namespace and one dimension; migrations applied once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fake_embedder import FakeEmbedder
+from memrl import (
+    DatabaseError,
+    InvalidInputError,
+    Memory,
+    MemoryConfig,
+    MemoryStore,
+    ModelMismatchError,
+)
+from memrl.migrations import MIGRATIONS
+from memrl.store import NewMemory
+
+
+def seeded_file(open_memory) -> Memory:
+    memory = open_memory(FakeEmbedder(dim=8, model_id="model-a"))
+    memory.store_experience("set up the project", "run make bootstrap", namespace="proj")
+    return memory
+
+
+def test_other_model_same_namespace_is_refused(open_memory, snapshot) -> None:
+    first = seeded_file(open_memory)
+    other = open_memory(FakeEmbedder(dim=8, model_id="model-b"))
+    before = snapshot(first.store)
+
+    with pytest.raises(ModelMismatchError, match=r"namespace 'proj' holds vectors of model 'model-a'"):
+        other.store_experience("set up the project", "something else", namespace="proj")
+    with pytest.raises(ModelMismatchError, match=r"'model-b': use the same model, or another namespace"):
+        other.recall("set up the project", "proj")
+    with pytest.raises(ModelMismatchError, match="holds vectors of model 'model-a'"):
+        other.recall("set up the project", "proj", delta=0.1)
+    assert snapshot(first.store) == before
+
+    # another namespace in the same file is fine, and stays bound to model-b
+    assert other.store_experience("set up the project", "x", namespace="proj-b").created
+    assert other.recall("set up the project", "proj-b").injected != []
+    with pytest.raises(ModelMismatchError, match="'proj-b' holds vectors of model 'model-b'"):
+        first.recall("set up the project", "proj-b")
+
+
+def test_other_dimension_is_refused_at_open(open_memory, db_path) -> None:
+    seeded_file(open_memory)
+    with pytest.raises(
+        ModelMismatchError, match="stores 8-dimensional vectors but the embedding model gives 16"
+    ):
+        MemoryStore(db_path, 16, "model-16")
+
+
+def test_embedder_and_store_must_agree(open_memory, db_path) -> None:
+    store = open_memory(FakeEmbedder(dim=8, model_id="model-a")).store
+    with pytest.raises(ModelMismatchError, match="store opened for 'model-a'/8d but the embedder"):
+        Memory(store, FakeEmbedder(dim=8, model_id="model-b"))
+
+
+class WrongSizeEmbedder(FakeEmbedder):
+    """Claims one dimension, returns another (a misconfigured model)."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.ones((len(texts), self.dim + 1), dtype=np.float32) / np.sqrt(self.dim + 1)
+
+
+def test_vectors_of_the_wrong_dimension_are_refused(open_memory, snapshot) -> None:
+    memory = seeded_file(open_memory)
+    store = memory.store
+    before = snapshot(store)
+    bad = Memory(store, WrongSizeEmbedder(dim=8, model_id="model-a"))
+    with pytest.raises(ModelMismatchError, match="vector has shape \\(9,\\), expected \\(8,\\)"):
+        bad.store_experience("another intent", "another experience", namespace="proj")
+    with pytest.raises(ModelMismatchError, match="vector has shape \\(9,\\), expected \\(8,\\)"):
+        bad.recall("set up the project", "proj")
+    row = NewMemory("proj", "i", "e", "note", "hash", "{}", np.ones(9, dtype=np.float32))
+    with pytest.raises(ModelMismatchError, match="expected \\(8,\\)"):
+        store.insert([row], MemoryConfig())
+    assert snapshot(store) == before
+
+
+def test_non_finite_vectors_are_refused(open_memory, snapshot) -> None:
+    store = seeded_file(open_memory).store
+    before = snapshot(store)
+    vec = np.full(8, np.nan, dtype=np.float32)
+    with pytest.raises(InvalidInputError, match="vector has non-finite values"):
+        store.insert([NewMemory("proj", "i", "e", "note", "h", "{}", vec)], MemoryConfig())
+    with pytest.raises(InvalidInputError, match="vector has non-finite values"):
+        store.nearest(vec, "proj", 3)
+    assert snapshot(store) == before
+
+
+def test_reopening_is_idempotent(open_memory, db_path, snapshot, sql) -> None:
+    first = seeded_file(open_memory)
+    assert sql(first.store, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    before = snapshot(first.store)
+    for _ in range(3):
+        again = open_memory(FakeEmbedder(dim=8, model_id="model-a"))
+        assert sql(again.store, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        assert snapshot(again.store) == before
+    assert [r.intent for r in again.store.iter_memories()] == ["set up the project"]
+    assert sql(again.store, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_a_newer_schema_is_refused(open_memory, db_path, sql) -> None:
+    store = seeded_file(open_memory).store
+    store._conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(DatabaseError, match="newer than this memrl understands .*: upgrade memrl"):
+        MemoryStore(db_path, 8, "model-a")
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path) -> None:
+    path = tmp_path / "not-a-db.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DatabaseError, match="not-a-db.sqlite"):
+        MemoryStore(path, 8, "model-a")
