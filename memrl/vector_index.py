@@ -1,75 +1,461 @@
-"""Intent vectors in sqlite-vec, searched by cosine similarity within one namespace.
+"""Intent vectors in SQLite, searched by cosine similarity within one namespace.
 
-The index owns the vec0 table(s). Everything else in the core talks to it through
-`VectorIndex`, so the search strategy (exact float KNN, quantized coarse search
-re-scored in float, ...) can change without touching the store.
+The index owns its tables. Everything else in the core talks to it through
+`VectorIndex`, so the search strategy can change without touching the store.
 
 Every method takes the caller's connection: writes happen inside the caller's
 transaction, so a memory row and its vector commit or roll back together.
+
+How a search runs (exact results at a fraction of a brute-force float scan):
+
+1. Each vector is stored twice in one row of ``memory_vectors``: the float32 vector
+   and a 1-bit-per-dimension sign code (48 bytes at 384 dimensions). A covering index
+   on (namespace, seq, memory_id, code) lets a process load a namespace's codes
+   without touching the float vectors.
+2. Each process keeps the codes of the namespaces it searches in memory (column-major
+   uint64 words, 64 bytes per memory with the ids). The cache is checked on every
+   search against the database with one cheap statement: the namespace's newest
+   ``seq`` (AUTOINCREMENT, so committed rows only ever get larger ones) and its
+   delete counter (bumped by `delete`). New rows committed by any process are
+   appended; a delete reloads the namespace. A search inside an open transaction
+   never stores uncommitted rows in the cache: it reads them for that search only.
+3. Coarse pass: Hamming distance between the query's sign code and every code
+   (popcount over 6 words per row), keeping the ``coarse`` nearest.
+4. Refine pass: the query in float against those candidates' sign codes
+   (asymmetric distance, far more precise than Hamming), keeping ``rescore``.
+5. Exact pass: the float vectors of those rows are read from SQLite by primary key and
+   scored by exact cosine; the best k are returned. Small namespaces (no more rows
+   than ``rescore``) skip 3-4 and are searched exactly.
+
+The similarities returned are always exact cosines; only the candidate set is
+approximate. With the defaults (rescore = max(200, 40 k), coarse = max(2000, 5 rescore))
+recall@10 against exact search measured 0.99-1.0 on clustered data up to 1M rows.
 """
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 VECTOR_TABLE = "memory_vectors"
+STATE_TABLE = "memory_vector_state"
+META_TABLE = "memory_vector_meta"
+CODE_FORMAT = "sign-bits-v1"
+
+# Candidate budgets (see the module docstring). Tuned on 384-d sentence embeddings.
+OVERSAMPLE = 40
+MIN_RESCORE = 200
+MAX_RESCORE = 4096
+COARSE_FACTOR = 5
+MIN_COARSE = 2000
+# Rows of codes kept in memory per process across all namespaces (64 bytes per row).
+MAX_CACHED_ROWS = 4_000_000
+# Rows per statement when fetching float vectors by primary key.
+_FETCH_CHUNK = 500
 
 
 def vector_blob(vec: np.ndarray) -> bytes:
-    """A float32 little-endian BLOB as sqlite-vec expects it."""
+    """A float32 little-endian BLOB (the on-disk format of a vector)."""
     return np.ascontiguousarray(vec, dtype="<f4").tobytes()
 
 
-class VectorIndex:
-    """Cosine KNN over intent vectors, partitioned by namespace."""
+def sign_codes(vectors: np.ndarray) -> np.ndarray:
+    """One bit per dimension (1 where the component is > 0), packed: (n, ceil(dim/64)*8) uint8."""
+    bits = np.packbits(np.asarray(vectors) > 0, axis=1)
+    pad = (-bits.shape[1]) % 8
+    if pad:
+        bits = np.pad(bits, ((0, 0), (0, pad)))
+    return np.ascontiguousarray(bits)
 
-    def __init__(self, dim: int) -> None:
+
+if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+
+    def _popcount(x: np.ndarray) -> np.ndarray:
+        return np.bitwise_count(x)
+
+else:  # pragma: no cover - numpy 1.x
+    _M1, _M2, _M4 = (np.uint64(v) for v in (0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F))
+    _H01 = np.uint64(0x0101010101010101)
+
+    def _popcount(x: np.ndarray) -> np.ndarray:
+        x = x - ((x >> np.uint64(1)) & _M1)
+        x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+        x = (x + (x >> np.uint64(4))) & _M4
+        return ((x * _H01) >> np.uint64(56)).astype(np.uint8)
+
+
+@dataclass
+class _Rows:
+    """Codes of some rows of one namespace, in seq order (a cache entry or a transient part)."""
+
+    seqs: np.ndarray  # int64 (n,)
+    ids: np.ndarray  # int64 (n,)
+    words: np.ndarray  # uint64 (W, n): word j of every code, contiguous per word
+
+    @property
+    def n(self) -> int:
+        return int(self.seqs.shape[0])
+
+    def prefix(self, n: int) -> _Rows:
+        return _Rows(self.seqs[:n], self.ids[:n], self.words[:, :n])
+
+
+class _Entry:
+    """A growable cache of one namespace's codes (append-only between reloads)."""
+
+    def __init__(self, width: int, deletes: int) -> None:
+        self.deletes = deletes
+        self.max_seq = 0
+        self.n = 0
+        self._seqs = np.empty(0, np.int64)
+        self._ids = np.empty(0, np.int64)
+        self._words = np.empty((width, 0), np.uint64)
+
+    def append(self, part: _Rows) -> None:
+        m = part.n
+        if m == 0:
+            return
+        need = self.n + m
+        if need > self._seqs.shape[0]:
+            cap = max(need, 2 * self._seqs.shape[0], 1024)
+            seqs = np.empty(cap, np.int64)
+            ids = np.empty(cap, np.int64)
+            words = np.empty((self._words.shape[0], cap), np.uint64)
+            seqs[: self.n] = self._seqs[: self.n]
+            ids[: self.n] = self._ids[: self.n]
+            words[:, : self.n] = self._words[:, : self.n]
+            self._seqs, self._ids, self._words = seqs, ids, words
+        self._seqs[self.n : need] = part.seqs
+        self._ids[self.n : need] = part.ids
+        self._words[:, self.n : need] = part.words
+        self.n = need
+        self.max_seq = int(part.seqs[-1])
+
+    def view(self) -> _Rows:
+        # Views stay valid while later appends write past n or reallocate.
+        return _Rows(self._seqs[: self.n], self._ids[: self.n], self._words[:, : self.n])
+
+
+class VectorIndex:
+    """Cosine KNN over intent vectors, partitioned by namespace (see the module docstring)."""
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        oversample: int = OVERSAMPLE,
+        min_rescore: int = MIN_RESCORE,
+        max_rescore: int = MAX_RESCORE,
+        min_coarse: int = MIN_COARSE,
+        max_cached_rows: int = MAX_CACHED_ROWS,
+    ) -> None:
         self.dim = dim
+        self.code_bytes = -(-dim // 64) * 8
+        self.width = self.code_bytes // 8
+        self.oversample = oversample
+        self.min_rescore = min_rescore
+        self.max_rescore = max_rescore
+        self.min_coarse = min_coarse
+        self.max_cached_rows = max_cached_rows
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
+
+    # -- schema -----------------------------------------------------------------------------
 
     def schema_sql(self) -> list[str]:
         """DDL creating the index tables (run once by the migration that introduces them)."""
         return [
-            f"CREATE VIRTUAL TABLE {VECTOR_TABLE} USING vec0("
-            f"memory_id INTEGER PRIMARY KEY, "
-            f"namespace TEXT PARTITION KEY, "
-            f"embedding float[{self.dim}] distance_metric=cosine)"
+            f"CREATE TABLE {VECTOR_TABLE} ("
+            "seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "memory_id INTEGER NOT NULL UNIQUE, "
+            "namespace TEXT NOT NULL, "
+            "code BLOB NOT NULL, "
+            "embedding BLOB NOT NULL)",
+            f"CREATE INDEX {VECTOR_TABLE}_codes ON {VECTOR_TABLE}(namespace, seq, memory_id, code)",
+            f"CREATE TABLE {STATE_TABLE} ("
+            "namespace TEXT PRIMARY KEY, deletes INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+            f"CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+            # A random id per database file: cache entries of two files never mix, even
+            # for two in-memory databases or two copies at one path.
+            f"INSERT INTO {META_TABLE}(key, value) VALUES "
+            f"('instance', lower(hex(randomblob(16)))), ('dim', '{int(self.dim)}'), "
+            f"('code', '{CODE_FORMAT}')",
         ]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _matrix(self, vectors: Sequence[np.ndarray]) -> np.ndarray:
+        mat = np.asarray(np.stack([np.asarray(v, dtype=np.float32).reshape(-1) for v in vectors]))
+        if mat.shape[1] != self.dim:
+            raise ValueError(f"vectors must have {self.dim} dimensions, got {mat.shape[1]}")
+        if not np.all(np.isfinite(mat)):
+            raise ValueError("vectors must be finite")
+        return mat
 
     def add(self, conn: Any, memory_id: int, namespace: str, vec: np.ndarray) -> None:
         self.add_many(conn, [(memory_id, namespace, vec)])
 
     def add_many(self, conn: Any, rows: Sequence[tuple[int, str, np.ndarray]]) -> None:
+        if not rows:
+            return
+        mat = self._matrix([r[2] for r in rows])
+        codes = sign_codes(mat)
         conn.executemany(
-            f"INSERT INTO {VECTOR_TABLE}(memory_id, namespace, embedding) VALUES (?, ?, ?)",
-            [(mid, ns, vector_blob(v)) for mid, ns, v in rows],
+            f"INSERT INTO {VECTOR_TABLE}(memory_id, namespace, code, embedding) VALUES (?, ?, ?, ?)",
+            [
+                (int(mid), ns, codes[i].tobytes(), vector_blob(mat[i]))
+                for i, (mid, ns, _) in enumerate(rows)
+            ],
         )
 
     def delete(self, conn: Any, memory_ids: Sequence[int]) -> None:
-        conn.executemany(
-            f"DELETE FROM {VECTOR_TABLE} WHERE memory_id = ?", [(m,) for m in memory_ids]
+        ids = [int(m) for m in memory_ids]
+        for start in range(0, len(ids), _FETCH_CHUNK):
+            chunk = json.dumps(ids[start : start + _FETCH_CHUNK])
+            # Bump the delete counter of every namespace losing a row: processes holding
+            # that namespace in cache reload it on their next search.
+            conn.execute(
+                f"INSERT INTO {STATE_TABLE}(namespace, deletes) "
+                f"SELECT DISTINCT namespace, 1 FROM {VECTOR_TABLE} "
+                "WHERE memory_id IN (SELECT value FROM json_each(?)) "
+                "ON CONFLICT(namespace) DO UPDATE SET deletes = deletes + 1",
+                (chunk,),
+            )
+            conn.execute(
+                f"DELETE FROM {VECTOR_TABLE} WHERE memory_id IN (SELECT value FROM json_each(?))",
+                (chunk,),
+            )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def vectors(self, conn: Any, namespace: str, limit: int) -> np.ndarray:
+        """Up to `limit` stored vectors of a namespace (newest first), as an (n, dim) array."""
+        rows = conn.execute(
+            f"SELECT embedding FROM {VECTOR_TABLE} WHERE namespace = ? ORDER BY seq DESC LIMIT ?",
+            (namespace, int(limit)),
+        ).fetchall()
+        if not rows:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), self.dim)
+
+    def count(self, conn: Any, namespace: str) -> int:
+        return int(
+            conn.execute(
+                f"SELECT count(*) FROM {VECTOR_TABLE} WHERE namespace = ?", (namespace,)
+            ).fetchone()[0]
         )
 
     def search(
         self, conn: Any, query: np.ndarray, namespace: str, k: int
     ) -> list[tuple[int, float]]:
         """The k nearest memories in `namespace` as (memory_id, cosine similarity), best first."""
-        rows = conn.execute(
-            f"SELECT memory_id, distance FROM {VECTOR_TABLE} "
-            f"WHERE embedding MATCH ? AND k = ? AND namespace = ? ORDER BY distance",
-            (vector_blob(query), k, namespace),
-        ).fetchall()
-        return [(int(mid), 1.0 - float(dist)) for mid, dist in rows]
+        if k <= 0:
+            return []
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        if q.shape[0] != self.dim:
+            raise ValueError(f"query must have {self.dim} dimensions, got {q.shape[0]}")
+        norm = float(np.linalg.norm(q))
+        if not np.isfinite(norm) or norm == 0.0:
+            return []
+        q = q / norm
+        parts = self._snapshot(conn, namespace)
+        total = sum(p.n for p in parts)
+        if total == 0:
+            return []
+        rescore = min(self.max_rescore, max(self.min_rescore, self.oversample * k), total)
+        rescore = max(rescore, min(k, total))
+        if total <= rescore:
+            seqs = np.concatenate([p.seqs for p in parts])
+        else:
+            seqs = self._candidates(parts, q, rescore)
+        return self._exact(conn, seqs, q, k)
 
-    def vectors(self, conn: Any, namespace: str, limit: int) -> np.ndarray:
-        """Up to `limit` stored vectors of a namespace (newest first), as an (n, dim) array."""
-        rows = conn.execute(
-            f"SELECT embedding FROM {VECTOR_TABLE} WHERE namespace = ? "
-            f"ORDER BY memory_id DESC LIMIT ?",
-            (namespace, limit),
-        ).fetchall()
-        if not rows:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), self.dim)
+    # -- search internals -------------------------------------------------------------------
+
+    def _candidates(self, parts: list[_Rows], q: np.ndarray, rescore: int) -> np.ndarray:
+        """Seqs of the `rescore` rows nearest to q by sign code (coarse Hamming + refine)."""
+        coarse = max(self.min_coarse, COARSE_FACTOR * rescore)
+        qwords = sign_codes(q[None, :]).view(np.uint64)[0]
+        seqs_out, scores_out = [], []
+        for part in parts:
+            if part.n == 0:
+                continue
+            if part.n <= coarse:
+                idx = np.arange(part.n)
+            else:
+                idx = _nearest_hamming(part.words, qwords, coarse)
+            # Asymmetric score: q . b over the candidates' bits (b in {0, 1}); ranking by it
+            # is ranking by q . (2b - 1), the float query against the +-1 code.
+            cand_words = part.words[:, idx].T  # (m, W) uint64
+            bits = np.unpackbits(np.ascontiguousarray(cand_words).view(np.uint8), axis=1)
+            scores = _matvec(bits[:, : self.dim].astype(np.float32), q)
+            seqs_out.append(part.seqs[idx])
+            scores_out.append(scores)
+        seqs = np.concatenate(seqs_out)
+        scores = np.concatenate(scores_out)
+        if seqs.shape[0] > rescore:
+            keep = np.argpartition(-scores, rescore - 1)[:rescore]
+            seqs = seqs[keep]
+        return seqs
+
+    def _exact(self, conn: Any, seqs: np.ndarray, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        seq_list = np.sort(seqs).tolist()
+        for start in range(0, len(seq_list), _FETCH_CHUNK):
+            chunk = seq_list[start : start + _FETCH_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for mid, blob in conn.execute(
+                f"SELECT memory_id, embedding FROM {VECTOR_TABLE} WHERE seq IN ({marks})", chunk
+            ):
+                ids.append(mid)
+                blobs.append(blob)
+        if not ids:
+            return []
+        mat = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(ids), self.dim)
+        norms = np.linalg.norm(mat, axis=1)
+        norms[norms == 0] = 1.0
+        sims = _matvec(mat, q) / norms
+        id_arr = np.asarray(ids, dtype=np.int64)
+        # best first; ties broken by the smaller id so results are deterministic
+        order = np.lexsort((id_arr, -sims))[:k]
+        return [(int(id_arr[i]), float(sims[i])) for i in order]
+
+    # -- the cache --------------------------------------------------------------------------
+
+    def _state(self, conn: Any, namespace: str) -> tuple[tuple[str, str] | None, int, int]:
+        """(database key, newest seq in the namespace, delete counter) in one statement."""
+        row = conn.execute(
+            "SELECT (SELECT file FROM pragma_database_list WHERE name = 'main'), "
+            f"(SELECT value FROM {META_TABLE} WHERE key = 'instance'), "
+            f"(SELECT max(seq) FROM {VECTOR_TABLE} WHERE namespace = ?), "
+            f"(SELECT deletes FROM {STATE_TABLE} WHERE namespace = ?)",
+            (namespace, namespace),
+        ).fetchone()
+        key = None if row[1] is None else (str(row[0] or ""), str(row[1]))
+        return key, int(row[2] or 0), int(row[3] or 0)
+
+    def _load(self, conn: Any, namespace: str, after: int, upto: int | None = None) -> _Rows:
+        """Codes of the namespace's rows with after < seq (<= upto), in seq order."""
+        sql = (
+            f"SELECT seq, memory_id, code FROM {VECTOR_TABLE} "
+            "WHERE namespace = ? AND seq > ?"
+        )
+        args: list[Any] = [namespace, after]
+        if upto is not None:
+            sql += " AND seq <= ?"
+            args.append(upto)
+        sql += " ORDER BY seq"
+        seqs: list[int] = []
+        ids: list[int] = []
+        codes: list[bytes] = []
+        cur = conn.execute(sql, args)
+        while True:
+            batch = cur.fetchmany(65536)
+            if not batch:
+                break
+            for s, m, c in batch:
+                seqs.append(s)
+                ids.append(m)
+                codes.append(c)
+        n = len(seqs)
+        if n == 0:
+            return _Rows(
+                np.empty(0, np.int64), np.empty(0, np.int64), np.empty((self.width, 0), np.uint64)
+            )
+        raw = np.frombuffer(b"".join(codes), dtype=np.uint8)
+        if raw.shape[0] != n * self.code_bytes:
+            raise ValueError("vector index codes have an unexpected size (dimension mismatch?)")
+        words = np.ascontiguousarray(raw.view(np.uint64).reshape(n, self.width).T)
+        return _Rows(np.asarray(seqs, np.int64), np.asarray(ids, np.int64), words)
+
+    def _snapshot(self, conn: Any, namespace: str) -> list[_Rows]:
+        """The namespace's codes as this connection sees them now, cache-backed.
+
+        Outside a transaction every row read is committed, so new rows are appended to
+        the cache. Inside one (possibly holding uncommitted writes, or an older
+        snapshot), the cache is used as far as it matches and the rest is read for this
+        search only.
+        """
+        key, max_seq, deletes = self._state(conn, namespace)
+        if max_seq == 0:
+            return []
+        in_txn = bool(getattr(conn, "in_transaction", True))
+        if key is None:
+            return [self._load(conn, namespace, 0)]
+        ckey = (key[0], key[1], namespace)
+        with self._lock:
+            entry = self._cache.get(ckey)
+            if entry is not None:
+                self._cache.move_to_end(ckey)
+            if entry is not None and entry.deletes == deletes:
+                view = entry.view()
+                entry_max = entry.max_seq
+            else:
+                view = None
+                entry_max = 0
+        if view is not None:
+            if max_seq <= entry_max:
+                # An older snapshot (another thread's connection in a read transaction) sees
+                # a prefix of the cache: seqs are ascending.
+                return [view.prefix(int(np.searchsorted(view.seqs, max_seq, side="right")))]
+            delta = self._load(conn, namespace, entry_max, None if not in_txn else max_seq)
+            if in_txn:
+                return [view, delta]
+            with self._lock:
+                if entry is self._cache.get(ckey) and entry.max_seq == entry_max:
+                    entry.append(delta)
+                    self._evict()
+                    return [entry.view()]
+            return [view, delta]
+        # No usable entry: load the namespace whole.
+        rows = self._load(conn, namespace, 0, None if not in_txn else max_seq)
+        if in_txn:
+            return [rows]
+        fresh = _Entry(self.width, deletes)
+        fresh.append(rows)
+        with self._lock:
+            self._cache[ckey] = fresh
+            self._cache.move_to_end(ckey)
+            self._evict()
+        return [fresh.view()]
+
+    def _evict(self) -> None:
+        total = sum(e.n for e in self._cache.values())
+        while total > self.max_cached_rows and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            total -= old.n
+
+    def clear_cache(self) -> None:
+        """Drop every cached namespace (they reload on the next search)."""
+        with self._lock:
+            self._cache.clear()
+
+
+def _matvec(mat: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """mat @ vec without BLAS threads: for a few thousand rows, a multi-threaded BLAS gemv
+    gains nothing and can stall for milliseconds when the cores are busy."""
+    return np.einsum("ij,j->i", mat, vec)
+
+
+def _nearest_hamming(words: np.ndarray, qwords: np.ndarray, m: int) -> np.ndarray:
+    """Indices of (at least m, about m) columns of `words` nearest to `qwords` in Hamming distance."""
+    n = words.shape[1]
+    dist = np.zeros(n, dtype=np.uint16)
+    buf = np.empty(n, dtype=np.uint64)
+    for j in range(words.shape[0]):
+        np.bitwise_xor(words[j], qwords[j], out=buf)
+        dist += _popcount(buf)
+    # Distances are small integers: a histogram finds the cut-off in one pass, far faster
+    # than a partial sort of n values.
+    hist = np.bincount(dist, minlength=words.shape[0] * 64 + 1)
+    cut = int(np.searchsorted(np.cumsum(hist), m))
+    below = np.flatnonzero(dist < cut)
+    ties = np.flatnonzero(dist == cut)[: m - below.shape[0]]
+    return np.concatenate([below, ties])
