@@ -171,9 +171,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
     import anyio
 
     from .app import build_server
-    from .http import serve_http
+    from .http import check_bind, serve_http
 
     settings = settings_from(args)
+    if args.http:
+        check_bind(settings)
     server = build_server(settings)
     log.info("memrl serving db=%s namespace=%s", settings.db_path, settings.namespace)
     if args.http:

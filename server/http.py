@@ -15,6 +15,8 @@ import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
+from memrl import MemrlError
+
 from .settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -51,16 +53,20 @@ class BearerTokenMiddleware:
         await self.app(scope, receive, send)
 
 
-class InsecureBindError(ValueError):
+class InsecureBindError(MemrlError):
     """A non-loopback bind without a token."""
 
 
-def http_app(server: MCPServer[Any], settings: ServerSettings) -> Any:
+def check_bind(settings: ServerSettings) -> None:
     if not settings.loopback and not settings.token:
         raise InsecureBindError(
             f"binding {settings.host} exposes the memory beyond this machine: set a bearer token "
             "with --token or MEMRL_HTTP_TOKEN, or bind 127.0.0.1"
         )
+
+
+def http_app(server: MCPServer[Any], settings: ServerSettings) -> Any:
+    check_bind(settings)
     security = None
     if not settings.loopback:  # the token, not the Host header, guards a public bind
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)

@@ -34,12 +34,18 @@ async def test_tools_are_described_and_annotated(settings, embedder):
         for tool in tools.values():
             assert tool.description and len(tool.description) > 80
             assert tool.output_schema is not None
-            assert tool.annotations is not None and tool.annotations.destructive_hint is False
+            assert (
+                tool.annotations is not None
+                and tool.annotations.destructive_hint is False
+            )
         recall = tools["recall_experience"].input_schema["properties"]
         assert recall["k"]["anyOf"][0]["maximum"] == 20
         assert "description" in recall["task"]
         reward = tools["report_outcome"].input_schema["properties"]["reward"]
-        assert reward["anyOf"][0]["minimum"] == -1.0 and reward["anyOf"][0]["maximum"] == 1.0
+        assert (
+            reward["anyOf"][0]["minimum"] == -1.0
+            and reward["anyOf"][0]["maximum"] == 1.0
+        )
         assert "report_outcome" in INSTRUCTIONS and "recall_experience" in INSTRUCTIONS
 
 
@@ -56,24 +62,52 @@ async def test_learning_changes_the_ranking(settings, embedder):
 async def test_default_namespace_and_scope_survive_every_tool(settings, embedder):
     async with Client(build_server(settings, lambda: embedder)) as client:
         intent, experience = MEMORIES[1]
-        here = await call(client, "store_experience", intent=intent, experience=experience)
+        here = await call(
+            client, "store_experience", intent=intent, experience=experience
+        )
         assert here["namespace"] == "github.com/acme/app"
-        other = await call(client, "store_experience", intent=intent, experience=experience,
-                           namespace="github.com/acme/other")
-        assert other["namespace"] == "github.com/acme/other" and other["id"] != here["id"]
+        other = await call(
+            client,
+            "store_experience",
+            intent=intent,
+            experience=experience,
+            namespace="github.com/acme/other",
+        )
+        assert (
+            other["namespace"] == "github.com/acme/other" and other["id"] != here["id"]
+        )
         recalled = await call(client, "recall_experience", task=TASK)
         assert recalled["namespace"] == "github.com/acme/app"
         assert [m["id"] for m in recalled["memories"]] == [here["id"]]
-        elsewhere = await call(client, "recall_experience", task=TASK, namespace="github.com/acme/other")
+        elsewhere = await call(
+            client, "recall_experience", task=TASK, namespace="github.com/acme/other"
+        )
         assert [m["id"] for m in elsewhere["memories"]] == [other["id"]]
-        empty = await call(client, "recall_experience", task=TASK, namespace="github.com/acme/empty")
-        assert empty["memories"] == [] and "nothing injected" in empty["message"].lower()
+        empty = await call(
+            client, "recall_experience", task=TASK, namespace="github.com/acme/empty"
+        )
+        assert (
+            empty["memories"] == [] and "nothing injected" in empty["message"].lower()
+        )
         # a reflection filed through report_outcome lands in the recalled task's namespace
-        out = await call(client, "report_outcome", task_id=elsewhere["task_id"], success=False,
-                         reflection="B failed here: the queue had no join(); use an Event instead")
-        refl = json.loads((await client.read_resource(f"memrl://memory/{out['reflection_id']}")).contents[0].text)
-        assert refl["namespace"] == "github.com/acme/other" and refl["kind"] == "failure"
-        stats = json.loads((await client.read_resource("memrl://stats")).contents[0].text)
+        out = await call(
+            client,
+            "report_outcome",
+            task_id=elsewhere["task_id"],
+            success=False,
+            reflection="B failed here: the queue had no join(); use an Event instead",
+        )
+        refl = json.loads(
+            (await client.read_resource(f"memrl://memory/{out['reflection_id']}"))
+            .contents[0]
+            .text
+        )
+        assert (
+            refl["namespace"] == "github.com/acme/other" and refl["kind"] == "failure"
+        )
+        stats = json.loads(
+            (await client.read_resource("memrl://stats")).contents[0].text
+        )
         by_ns = {s["namespace"]: s for s in stats}
         assert by_ns["github.com/acme/app"]["memories"] == 1
         assert by_ns["github.com/acme/other"]["memories"] == 2
@@ -83,24 +117,52 @@ async def test_default_namespace_and_scope_survive_every_tool(settings, embedder
 @pytest.mark.parametrize(
     ("tool", "args", "expected"),
     [
-        ("report_outcome", {"task_id": "t-unknown", "success": True}, "unknown task id"),
+        (
+            "report_outcome",
+            {"task_id": "t-unknown", "success": True},
+            "unknown task id",
+        ),
         ("report_outcome", {"task_id": "t-unknown"}, "give success"),
-        ("report_outcome", {"task_id": "t-x", "reward": 1.5}, "less than or equal to 1"),
+        (
+            "report_outcome",
+            {"task_id": "t-x", "reward": 1.5},
+            "less than or equal to 1",
+        ),
         ("recall_experience", {"task": "   "}, "task is empty"),
-        ("recall_experience", {"task": "x", "namespace": "bad namespace!"}, "namespace 'bad namespace!' is invalid"),
-        ("store_experience", {"intent": "x", "experience": "y", "kind": "maybe"}, "should match pattern"),
-        ("store_experience", {"intent": "x", "experience": "y" * 20_001}, "at most 20000"),
-        ("store_experience", {"intent": "x", "experience": "y", "task_id": "t-nope"}, "is unknown"),
+        (
+            "recall_experience",
+            {"task": "x", "namespace": "bad namespace!"},
+            "namespace 'bad namespace!' is invalid",
+        ),
+        (
+            "store_experience",
+            {"intent": "x", "experience": "y", "kind": "maybe"},
+            "should match pattern",
+        ),
+        (
+            "store_experience",
+            {"intent": "x", "experience": "y" * 20_001},
+            "at most 20000",
+        ),
+        (
+            "store_experience",
+            {"intent": "x", "experience": "y", "task_id": "t-nope"},
+            "is unknown",
+        ),
     ],
 )
-async def test_bad_input_is_a_tool_error_that_says_what_to_fix(settings, embedder, tool, args, expected):
+async def test_bad_input_is_a_tool_error_that_says_what_to_fix(
+    settings, embedder, tool, args, expected
+):
     async with Client(build_server(settings, lambda: embedder)) as client:
         result = await client.call_tool(tool, args)
         assert result.is_error
         text = result.content[0].text
         assert expected in text
         assert "Traceback" not in text
-        stats = json.loads((await client.read_resource("memrl://stats")).contents[0].text)
+        stats = json.loads(
+            (await client.read_resource("memrl://stats")).contents[0].text
+        )
         assert all(s["memories"] == 0 for s in stats)
 
 
@@ -150,7 +212,9 @@ async def test_a_model_that_fails_to_load_gives_a_clear_error(settings):
     from memrl import ModelUnavailableError
 
     def missing():
-        raise ModelUnavailableError("model.onnx is missing: reinstall memrl, or set MEMRL_MODEL_DIR")
+        raise ModelUnavailableError(
+            "model.onnx is missing: reinstall memrl, or set MEMRL_MODEL_DIR"
+        )
 
     async with Client(build_server(settings, missing)) as client:
         result = await client.call_tool("recall_experience", {"task": "x"})
