@@ -341,8 +341,10 @@ class MemoryStore:
         and returns the ids to credit. Returns (task before the update, {id: new q},
         applied?) where applied is False if the task already had an outcome.
         """
-        now = time.time()
         with self._write() as conn:
+            # Read the clock under the write lock, so reported_at orders the ledger the way
+            # the Q updates were applied, also across processes (replayable history).
+            now = time.time()
             task = self._task(conn, task_id)
             if task is None or task.reward is not None:
                 return task, self._q_of(conn, task.credited if task else []), False
