@@ -1,0 +1,250 @@
+"""The vector index: exact where it promises to be, high recall where it approximates,
+namespaces isolated, deletes honoured, and its per-process cache never stale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memrl.db import connect, write_transaction
+from memrl.vector_index import VectorIndex, sign_codes
+
+DIM = 384
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def clustered(n: int, n_clusters: int, seed: int, spread: float = 1.0) -> np.ndarray:
+    """Unit vectors around random centroids with a shared offset (like sentence embeddings)."""
+    rng = np.random.default_rng(seed)
+    common = unit(rng.standard_normal(DIM))
+    cents = unit(unit(rng.standard_normal((n_clusters, DIM))) + 0.6 * common)
+    lab = rng.integers(0, n_clusters, size=n)
+    noise = rng.standard_normal((n, DIM)) * (spread * rng.uniform(0.6, 1.6, (n, 1)) / np.sqrt(DIM))
+    return unit(cents[lab] + noise)
+
+
+def near(base: np.ndarray, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    picks = base[rng.integers(0, len(base), size=n)]
+    return unit(picks + rng.standard_normal(picks.shape) * (0.6 / np.sqrt(DIM)))
+
+
+def exact_topk(data: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int) -> list[int]:
+    sims = data @ q
+    order = np.lexsort((ids, -sims))[:k]
+    return [int(ids[i]) for i in order]
+
+
+def open_db(path: Path, index: VectorIndex, create: bool = True) -> Any:
+    conn = connect(path)
+    if create:
+        with write_transaction(conn):
+            for statement in index.schema_sql():
+                conn.execute(statement)
+    return conn
+
+
+def add(conn: Any, index: VectorIndex, start_id: int, namespace: str, vecs: np.ndarray) -> list[int]:
+    ids = list(range(start_id, start_id + len(vecs)))
+    with write_transaction(conn):
+        index.add_many(conn, [(i, namespace, v) for i, v in zip(ids, vecs)])
+    return ids
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[tuple[Any, VectorIndex, Path]]:
+    index = VectorIndex(DIM)
+    path = tmp_path / "vi.db"
+    conn = open_db(path, index)
+    yield conn, index, path
+    conn.close()
+
+
+def test_small_namespace_is_exact_and_matches_numpy(db: tuple[Any, VectorIndex, Path]) -> None:
+    conn, index, _ = db
+    data = clustered(150, 10, seed=1)
+    ids = np.array(add(conn, index, 1, "ns", data))
+    for q in near(data, 20, seed=2):
+        for k in (1, 5, 10, 150, 500):
+            got = index.search(conn, q, "ns", k)
+            assert [m for m, _ in got] == exact_topk(data, ids, q, k)
+            want = {int(i): float(s) for i, s in zip(ids, data @ q)}
+            for m, sim in got:
+                assert sim == pytest.approx(want[m], abs=1e-5)
+            assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+
+
+def test_similarities_are_exact_cosines_even_for_unnormalized_input(
+    db: tuple[Any, VectorIndex, Path],
+) -> None:
+    conn, index, _ = db
+    rng = np.random.default_rng(3)
+    raw = rng.standard_normal((40, DIM)).astype(np.float32) * rng.uniform(0.5, 3.0, (40, 1))
+    raw = raw.astype(np.float32)
+    ids = add(conn, index, 1, "ns", raw)
+    q = rng.standard_normal(DIM).astype(np.float32) * 7
+    got = dict(index.search(conn, q, "ns", 40))
+    cos = unit(raw) @ unit(q)
+    for i, c in zip(ids, cos):
+        assert got[i] == pytest.approx(float(c), abs=1e-5)
+
+
+def recall_at(index: VectorIndex, conn: Any, data: np.ndarray, ids: np.ndarray,
+              queries: np.ndarray, k: int, namespace: str = "ns") -> float:
+    hits = 0
+    for q in queries:
+        got = index.search(conn, q, namespace, k)
+        assert len(got) == k
+        truth = exact_topk(data, ids, q, k)
+        # the reported similarity of every hit is its exact cosine
+        sims = dict(zip(ids.tolist(), (data @ q).tolist()))
+        for m, s in got:
+            assert s == pytest.approx(sims[m], abs=1e-5)
+        hits += len({m for m, _ in got} & set(truth))
+    return hits / (k * len(queries))
+
+
+@pytest.mark.parametrize("k", [5, 10])
+def test_approximate_path_recall_on_clustered_data(tmp_path: Path, k: int) -> None:
+    # Small budgets force the coarse + refine path on a few thousand rows.
+    index = VectorIndex(DIM, oversample=6, min_rescore=30, min_coarse=150)
+    conn = open_db(tmp_path / "small-budget.db", index)
+    data = clustered(4000, 60, seed=5)
+    ids = np.array(add(conn, index, 1, "ns", data))
+    assert recall_at(index, conn, data, ids, near(data, 60, seed=6), k) >= 0.95
+    conn.close()
+
+
+def test_default_budgets_recall_on_30k_clustered_rows(db: tuple[Any, VectorIndex, Path]) -> None:
+    conn, index, _ = db
+    data = clustered(30_000, 300, seed=7)
+    ids = np.array(add(conn, index, 1, "ns", data))
+    assert recall_at(index, conn, data, ids, near(data, 40, seed=8), 10) >= 0.95
+    assert recall_at(index, conn, data, ids, near(data, 40, seed=9), 5) >= 0.95
+
+
+def test_namespaces_are_isolated(db: tuple[Any, VectorIndex, Path]) -> None:
+    conn, index, _ = db
+    a = clustered(300, 5, seed=10)
+    b = a + 0.0  # identical vectors in another namespace
+    ids_a = set(add(conn, index, 1, "a", a))
+    ids_b = set(add(conn, index, 1001, "b", b))
+    for q in near(a, 10, seed=11):
+        assert {m for m, _ in index.search(conn, q, "a", 50)} <= ids_a
+        assert {m for m, _ in index.search(conn, q, "b", 50)} <= ids_b
+        assert index.search(conn, q, "c", 5) == []
+    assert index.count(conn, "a") == 300
+
+
+def test_delete_removes_rows_from_results(db: tuple[Any, VectorIndex, Path]) -> None:
+    conn, index, _ = db
+    data = clustered(2000, 20, seed=12)
+    ids = np.array(add(conn, index, 1, "ns", data))
+    q = data[0]
+    first = index.search(conn, q, "ns", 10)  # warms the cache
+    assert first[0][0] == 1
+    gone = [m for m, _ in first[:5]]
+    with write_transaction(conn):
+        index.delete(conn, gone)
+    after = index.search(conn, q, "ns", 10)
+    assert not set(gone) & {m for m, _ in after}
+    keep = ~np.isin(ids, gone)
+    assert [m for m, _ in after] == exact_topk(data[keep], ids[keep], q, 10)
+    assert index.count(conn, "ns") == 1995
+
+
+def test_other_writers_are_seen_without_restart(tmp_path: Path) -> None:
+    """Two index objects on two connections behave like two processes sharing the file."""
+    path = tmp_path / "shared.db"
+    mine, theirs = VectorIndex(DIM), VectorIndex(DIM)
+    c1 = open_db(path, mine)
+    c2 = open_db(path, theirs, create=False)
+    data = clustered(3000, 30, seed=13)
+    add(c1, mine, 1, "ns", data[:1000])
+    q = data[2500]
+    assert 2501 not in {m for m, _ in mine.search(c1, q, "ns", 5)}  # cache warm, row absent
+    add(c2, theirs, 1001, "ns", data[1000:])  # the other process adds rows
+    assert mine.search(c1, q, "ns", 1)[0][0] == 2501
+    with write_transaction(c2):  # ... and deletes one
+        theirs.delete(c2, [2501])
+    assert 2501 not in {m for m, _ in mine.search(c1, q, "ns", 50)}
+    # and the cached search still agrees with exact search afterwards
+    ids = np.arange(1, 3001)
+    keep = ids != 2501
+    for qq in near(data, 10, seed=14):
+        got = [m for m, _ in mine.search(c1, qq, "ns", 5)]
+        assert got == exact_topk(data[keep], ids[keep], qq, 5)
+    c1.close()
+    c2.close()
+
+
+def test_uncommitted_rows_are_seen_in_their_transaction_and_gone_after_rollback(
+    db: tuple[Any, VectorIndex, Path],
+) -> None:
+    conn, index, _ = db
+    data = clustered(1500, 15, seed=15)
+    add(conn, index, 1, "ns", data[:1000])
+    q = data[1200]
+    index.search(conn, q, "ns", 5)  # cache holds the committed rows
+    conn.execute("BEGIN IMMEDIATE")
+    index.add_many(conn, [(5000 + i, "ns", v) for i, v in enumerate(data[1000:])])
+    assert index.search(conn, q, "ns", 1)[0][0] == 5200
+    index.delete(conn, [5200])
+    assert 5200 not in {m for m, _ in index.search(conn, q, "ns", 20)}
+    conn.execute("ROLLBACK")
+    got = {m for m, _ in index.search(conn, q, "ns", 600)}
+    assert not any(m >= 5000 for m in got)
+    # a later commit may reuse nothing from the rolled-back rows: the cache stays exact
+    add(conn, index, 7000, "ns", data[1200:1201])
+    assert index.search(conn, q, "ns", 1)[0][0] == 7000
+
+
+def test_two_databases_do_not_share_cache_entries(tmp_path: Path) -> None:
+    index = VectorIndex(DIM)
+    c1 = open_db(tmp_path / "one.db", index)
+    c2 = open_db(tmp_path / "two.db", index)
+    data = clustered(500, 5, seed=16)
+    add(c1, index, 1, "ns", data[:250])
+    add(c2, index, 1, "ns", data[250:])
+    q = data[300]
+    assert index.search(c1, q, "ns", 1)[0][0] != 51
+    assert index.search(c2, q, "ns", 1)[0][0] == 51
+    c1.close()
+    c2.close()
+
+
+def test_vectors_newest_first(db: tuple[Any, VectorIndex, Path]) -> None:
+    conn, index, _ = db
+    data = clustered(30, 3, seed=17)
+    add(conn, index, 1, "ns", data)
+    got = index.vectors(conn, "ns", 10)
+    assert got.shape == (10, DIM)
+    np.testing.assert_array_equal(got, data[::-1][:10])
+    assert index.vectors(conn, "other", 10).shape == (0, DIM)
+
+
+def test_bad_dimensions_are_refused(db: tuple[Any, VectorIndex, Path]) -> None:
+    conn, index, _ = db
+    with pytest.raises(ValueError):
+        index.add_many(conn, [(1, "ns", np.ones(DIM - 1, np.float32))])
+    with pytest.raises(ValueError):
+        index.search(conn, np.ones(DIM + 1, np.float32), "ns", 3)
+    assert index.search(conn, np.zeros(DIM, np.float32), "ns", 3) == []
+    assert index.search(conn, np.ones(DIM, np.float32), "ns", 0) == []
+
+
+def test_sign_codes_are_one_bit_per_dimension() -> None:
+    v = np.zeros((1, DIM), np.float32)
+    v[0, [0, 9, 383]] = 1.0
+    code = sign_codes(v)
+    assert code.shape == (1, 48)
+    bits = np.unpackbits(code[0])
+    assert np.flatnonzero(bits).tolist() == [0, 9, 383]
