@@ -1,0 +1,376 @@
+"""`memrl-bench`: recall latency, baselines, throughput, cold start and memory in one run.
+
+    memrl-bench                      10k (real model), 100k, 1M, 1M over 100 namespaces
+    memrl-bench --quick              10k only (about a minute; used in CI)
+    memrl-bench --json out.json      also write every figure as JSON
+
+The 10k tier goes through the real model end to end (store_many, then recall). The bulk
+tiers hold clustered vectors scattered around those real embeddings, inserted through
+the store's write path; they are cached in --workdir (default: <tmp>/memrl-bench).
+Baselines run in the same process on the same vectors: plain sqlite-vec float KNN and
+exact numpy search; recall@k of the index is measured against exact search.
+Benchmarks print figures; nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memrl import Memory, MemoryConfig, MemoryStore, load_embedder
+from memrl.db import connect
+
+from . import build, data, measure
+
+TIERS = {
+    "10k": (None, 1),  # the real-model tier (size from --n-real)
+    "100k": (100_000, 1),
+    "1m": (1_000_000, 1),
+    "1m-100ns": (1_000_000, 100),
+}
+# full recall p50 targets (ms), per tier
+TARGET_RECALL_P50_MS = {"10k": 5.0, "100k": 10.0, "1m": 40.0}
+TARGET_RECALL_AT_K = 0.95
+TARGET_UPDATES_PER_S = 5_000.0
+TARGET_RSS_MB = 300.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="memrl-bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="10k tier only, fewer repetitions (CI)")
+    p.add_argument("--json", type=Path, help="write the figures to this JSON file")
+    p.add_argument("--tiers", help=f"comma list of {', '.join(TIERS)} (default: all; --quick: 10k)")
+    p.add_argument("--n-real", type=int, default=10_000, help="size of the real-model tier")
+    p.add_argument("--queries", type=int, help="queries per measurement (default 200; quick 100)")
+    p.add_argument("--budget", type=float, help="seconds per measurement before stopping early")
+    p.add_argument("--cold-runs", type=int, help="server spawns for the cold-start median")
+    p.add_argument("--report-tasks", type=int, help="tasks reported for the outcome-update rate")
+    p.add_argument("--batch", type=int, default=256, help="store_many batch size")
+    p.add_argument("--no-mcp", action="store_true", help="skip everything that spawns the server")
+    p.add_argument("--workdir", type=Path, default=None, help="where bench databases are cached")
+    p.add_argument("--model-dir", help="embedding model directory (as memrl serve --model-dir)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.tiers = [t.strip() for t in (args.tiers or ("10k" if quick else ",".join(TIERS))).split(",")]
+    for t in args.tiers:
+        if t not in TIERS:
+            p.error(f"unknown tier {t!r}; choose from {', '.join(TIERS)}")
+    args.queries = args.queries or (100 if quick else 200)
+    args.budget = args.budget or (8.0 if quick else 30.0)
+    args.cold_runs = args.cold_runs or (2 if quick else 5)
+    args.report_tasks = args.report_tasks or (500 if quick else 2000)
+    args.workdir = args.workdir or build.workdir_default()
+    return args
+
+
+def query_texts(stored: list[str], n: int) -> list[str]:
+    """n task texts that are not stored (the bench's recall queries)."""
+    taken = set(stored)
+    out = [t for t in data.task_texts(min(len(stored) + 4 * n, 96_000), seed=1) if t not in taken]
+    return out[:n]
+
+
+def read_vectors(path: Path, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of every stored memory in insertion order."""
+    conn = connect(path)
+    try:
+        rows = conn.execute("SELECT memory_id, embedding FROM memory_vectors ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+    ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+    vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
+    return ids, vecs
+
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any]:
+    say = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    if args.model_dir:
+        os.environ["MEMRL_MODEL_DIR"] = args.model_dir  # the spawned servers inherit it
+    workdir: Path = args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = MemoryConfig()
+    out: dict[str, Any] = {
+        "meta": {
+            "command": " ".join(["memrl-bench", *(sys.argv[1:] if argv is None else argv)]),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_at_start": _loadavg(),
+            "numpy": np.__version__,
+            "k1": config.k1,
+            "k2": config.k2,
+            "queries": args.queries,
+        },
+        "tiers": {},
+    }
+
+    t0 = time.perf_counter()
+    embedder = load_embedder(args.model_dir)
+    out["meta"]["model_load_s"] = round(time.perf_counter() - t0, 3)
+    out["meta"]["model_id"] = embedder.model_id
+    dim = embedder.dim
+
+    # -- the real-model tier: store throughput on the way ---------------------------------------
+    texts = data.task_texts(args.n_real, seed=0)
+    qtexts = query_texts(texts, args.queries)
+    say(f"embedding + storing {len(texts)} memories with the real model ...")
+    real_path = workdir / f"real-{args.n_real}-{os.getpid()}.db"
+    build.fresh(real_path)
+    store = MemoryStore(real_path, dim, embedder.model_id)
+    memory = Memory(store, embedder, config)
+    try:
+        out["store_throughput"] = {
+            k: round(v, 1) for k, v in
+            build.build_real_tier(memory, texts, "bench", args.batch, say).items()
+        }
+    finally:
+        store.close()
+    ids, vecs = read_vectors(real_path, dim)
+    real = build.Tier(
+        name="10k", n=len(ids), namespaces=["bench"], path=real_path, real=True,
+        vectors=vecs, ids=ids, ns_of=np.zeros(len(ids), dtype=np.int64),
+    )
+    qvecs = embedder.embed(qtexts)
+
+    for name in args.tiers:
+        size, n_ns = TIERS[name]
+        if size is None:
+            tier = real
+        else:
+            names = ["bench"] if n_ns == 1 else [f"bench-{j:03d}" for j in range(n_ns)]
+            tier = build.Tier(
+                name=name, n=size, namespaces=names,
+                path=workdir / f"bulk-{name}-{build.schema_key(dim)}.db",
+            )
+            say(f"[{name}] building or reusing {tier.path} ...")
+            build.build_bulk_tier(tier, vecs, texts, embedder.model_id, workdir, config, say)
+        say(f"[{name}] measuring ({tier.n} memories, {len(tier.namespaces)} namespaces)")
+        out["tiers"][name] = measure_tier(tier, memory_args=(embedder, config), qtexts=qtexts,
+                                          qvecs=qvecs, args=args, say=say,
+                                          report=(tier is real))
+        if tier is not real:
+            tier.vectors = None
+
+    if not args.no_mcp:
+        say("cold start: spawning the server ...")
+        out["cold_start"] = measure.cold_start(
+            real_path, qtexts[0], "bench", args.cold_runs, workdir / "server.log"
+        )
+    out["targets"] = targets(out)
+    out["meta"]["load_average_at_end"] = _loadavg()
+    out["meta"]["seconds"] = round(time.perf_counter() - t0, 1)
+    build.fresh(real_path)
+    return out
+
+
+def measure_tier(
+    tier: build.Tier, memory_args: tuple[Any, MemoryConfig], qtexts: list[str], qvecs: np.ndarray,
+    args: argparse.Namespace, say: Any, report: bool,
+) -> dict[str, Any]:
+    embedder, config = memory_args
+    n_ns = len(tier.namespaces)
+    qns = np.arange(len(qvecs)) % n_ns
+    ns_names = [tier.namespaces[j] for j in qns]
+    truth = measure.Truth(tier)
+    truth10 = [truth.search(qvecs[i], int(qns[i]), 10) for i in range(len(qvecs))]
+    res: dict[str, Any] = {
+        "memories": tier.n,
+        "namespaces": n_ns,
+        "cached_build": tier.cached,
+        "build_s": round(tier.build_seconds, 1),
+        "db_mb": round(build.db_bytes(tier.path) / 2**20, 1),
+    }
+    res["bytes_per_memory"] = round(build.db_bytes(tier.path) / max(tier.n, 1), 1)
+    say("  index alone ...")
+    res["index"] = measure.index_search(tier, qvecs, qns, truth10, args.budget)
+    say("  sqlite-vec float KNN baseline ...")
+    vec0_path = args.workdir / f"vec0-{tier.name}-{tier.n}.db"
+    if tier.real:
+        vec0_path = Path(str(tier.path) + ".vec0")
+    key = json.dumps({"n": tier.n, "ns": n_ns, "ids": int(tier.ids.sum()),  # type: ignore[union-attr]
+                      "v": float(np.float64(tier.vectors[:: max(1, tier.n // 1000)].sum()))})  # type: ignore[index]
+    t0 = time.perf_counter()
+    reused = build.build_vec0_baseline(
+        vec0_path, tier.vectors, tier.ids, tier.namespaces, tier.ns_of, key  # type: ignore[arg-type]
+    )
+    res["sqlite_vec"] = measure.vec0_search(vec0_path, tier, qvecs, qns, truth10, args.budget)
+    res["sqlite_vec"]["build_s"] = None if reused else round(time.perf_counter() - t0, 1)
+    res["sqlite_vec"]["db_mb"] = round(build.db_bytes(vec0_path) / 2**20, 1)
+    if tier.real:
+        build.fresh(vec0_path)
+    say("  numpy exact baseline ...")
+    res["numpy"] = measure.numpy_search(truth, qvecs, qns, args.budget)
+    del truth
+    say("  full recall in-process ...")
+    store = MemoryStore(tier.path, embedder.dim, embedder.model_id)
+    try:
+        memory = Memory(store, embedder, config)
+        res["recall_inprocess"], task_ids = measure.inprocess_recall(
+            memory, qtexts, ns_names, args.budget
+        )
+        if report:
+            extra = args.report_tasks - len(task_ids)
+            for i in range(max(0, extra)):
+                task_ids.append(memory.recall(qtexts[i % len(qtexts)], ns_names[i % len(ns_names)]).task_id)
+            say(f"  outcome updates ({len(task_ids)} reports) ...")
+            res["outcome_updates"] = measure.outcome_updates(memory, task_ids)
+    finally:
+        store.close()
+    if not args.no_mcp:
+        say("  full recall over MCP stdio ...")
+        res["recall_mcp"] = measure.mcp_recall(
+            tier.path, qtexts, ns_names, args.budget, args.workdir / "server.log"
+        )
+    idx, base = res["index"]["k5"]["p50_ms"], res["sqlite_vec"]["k5"]["p50_ms"]
+    res["ratios"] = {
+        "sqlite_vec_over_index_p50": round(base / idx, 1) if idx else None,
+        "numpy_over_index_p50": round(res["numpy"]["k5"]["p50_ms"] / idx, 2) if idx else None,
+        "index_share_of_recall_p50": round(idx / res["recall_inprocess"]["p50_ms"], 2),
+    }
+    if "recall_mcp" in res:
+        res["ratios"]["mcp_over_inprocess_p50"] = round(
+            res["recall_mcp"]["recall"]["p50_ms"] / res["recall_inprocess"]["p50_ms"], 2
+        )
+    return res
+
+
+def targets(out: dict[str, Any]) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    for name, limit in TARGET_RECALL_P50_MS.items():
+        if name in out["tiers"]:
+            got = out["tiers"][name]["recall_inprocess"]["p50_ms"]
+            checks[f"recall_p50_{name}"] = {"target_ms": limit, "got_ms": got, "met": got <= limit}
+    for name, tier in out["tiers"].items():
+        for k in (5, 10):
+            got = tier["index"][f"recall_at_{k}"]
+            checks[f"recall_at_{k}_{name}"] = {
+                "target": TARGET_RECALL_AT_K, "got": got, "met": got >= TARGET_RECALL_AT_K
+            }
+    for tier in out["tiers"].values():
+        if "outcome_updates" in tier:
+            got = tier["outcome_updates"]["reports_per_s"]
+            checks["outcome_updates_per_s"] = {
+                "target": TARGET_UPDATES_PER_S, "got": got, "met": got >= TARGET_UPDATES_PER_S
+            }
+    first = next(iter(out["tiers"].values()), {})
+    mem = (first.get("recall_mcp") or {}).get("server_memory")
+    if mem:
+        checks["server_rss_mb"] = {
+            "target": TARGET_RSS_MB, "got": mem["rss_mb"], "met": mem["rss_mb"] <= TARGET_RSS_MB
+        }
+    return checks
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def render(out: dict[str, Any]) -> str:
+    lines = []
+    head = (
+        f"{'tier':<9} {'N':>9} {'ns':>4} {'DB MB':>7} | {'index p50/p95':>13} {'r@5':>5} {'r@10':>5} | "
+        f"{'sqlite-vec p50/p95':>18} {'r@10':>5} | {'numpy p50':>9} | {'recall() p50/p95':>16} | "
+        f"{'MCP p50/p95':>13} | {'x vec':>5}"
+    )
+    lines += [head, "-" * len(head)]
+    for name, t in out["tiers"].items():
+        mcp = (t.get("recall_mcp") or {}).get("recall") or {}
+        lines.append(
+            f"{name:<9} {t['memories']:>9} {t['namespaces']:>4} {t['db_mb']:>7.0f} | "
+            f"{_fmt(t['index']['k5']['p50_ms'], 2):>6}/{_fmt(t['index']['k5']['p95_ms'], 2):<6} "
+            f"{t['index']['recall_at_5']:>5.3f} {t['index']['recall_at_10']:>5.3f} | "
+            f"{_fmt(t['sqlite_vec']['k5']['p50_ms']):>8}/{_fmt(t['sqlite_vec']['k5']['p95_ms']):<9} "
+            f"{t['sqlite_vec']['recall_at_10']:>5.3f} | {_fmt(t['numpy']['k5']['p50_ms'], 2):>9} | "
+            f"{_fmt(t['recall_inprocess']['p50_ms'], 2):>7}/{_fmt(t['recall_inprocess']['p95_ms'], 2):<8} | "
+            f"{_fmt(mcp.get('p50_ms'), 1):>6}/{_fmt(mcp.get('p95_ms'), 1):<6} | "
+            f"{_fmt(t['ratios']['sqlite_vec_over_index_p50']):>5}"
+        )
+    lines.append("")
+    lines.append(
+        "index = memrl VectorIndex search (k=5); recall() = Memory.recall end to end (query "
+        "embedding, both phases, ledger write);"
+    )
+    lines.append(
+        "MCP = recall_experience round trip over stdio; x vec = sqlite-vec float KNN p50 / index p50; "
+        "times in ms."
+    )
+    for name, t in out["tiers"].items():
+        r = t["ratios"]
+        emb = t["recall_inprocess"]["embed_query"]["p50_ms"]
+        lines.append(
+            f"  {name}: index is {_fmt(r['sqlite_vec_over_index_p50'])}x faster than sqlite-vec, "
+            f"{_fmt(r['numpy_over_index_p50'], 2)}x numpy exact; index = {r['index_share_of_recall_p50']:.0%} "
+            f"of recall() p50 (query embedding {emb:.2f} ms); first search after open "
+            f"{t['index']['first_search_ms']:.0f} ms"
+            + (f"; MCP/in-process {r['mcp_over_inprocess_p50']}x" if "mcp_over_inprocess_p50" in r else "")
+        )
+    lines.append("")
+    st = out.get("store_throughput")
+    if st:
+        lines.append(
+            f"store throughput (real model, batches of store_many): {st['items_per_s']:.0f} memories/s "
+            f"(embedding alone {st['embed_items_per_s']:.0f}/s)"
+        )
+    for t in out["tiers"].values():
+        if "outcome_updates" in t:
+            o = t["outcome_updates"]
+            lines.append(
+                f"outcome updates: {o['reports_per_s']:.0f} reports/s, {o['q_updates_per_s']:.0f} Q updates/s "
+                f"({o['reports']} reports in {o['seconds']:.2f} s)"
+            )
+    cs = out.get("cold_start")
+    if cs:
+        lines.append(
+            f"cold start (median of {cs['runs']}): spawn -> tools/list {cs['spawn_to_tools_list_s']:.2f} s, "
+            f"spawn -> first recall {cs['spawn_to_first_recall_s']:.2f} s"
+        )
+    for name, t in out["tiers"].items():
+        mem = (t.get("recall_mcp") or {}).get("server_memory")
+        if mem:
+            lines.append(
+                f"server memory at {name}: RSS {mem['rss_mb']:.0f} MB (peak {mem['peak_rss_mb']:.0f} MB), "
+                f"spawn -> first recall {t['recall_mcp']['spawn_to_first_recall_s']:.2f} s"
+            )
+    lines.append("")
+    lines.append("targets:")
+    for key, c in out.get("targets", {}).items():
+        want = c.get("target_ms", c.get("target"))
+        got = c.get("got_ms", c.get("got"))
+        lines.append(f"  {key:<28} target {want:<8} got {got:<10} {'met' if c['met'] else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = run(args, argv)
+    print(render(out))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2, default=float))
+        print(f"\nfigures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Timings: the index alone, its baselines, full recall in-process and over MCP stdio,
+outcome updates, cold start and the server's resident memory."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+
+from memrl import Memory
+from memrl.db import connect
+from memrl.vector_index import VectorIndex, vector_blob
+
+from .build import Tier
+
+
+def summary(seconds: Sequence[float]) -> dict[str, float]:
+    ms = np.asarray(seconds, dtype=np.float64) * 1e3
+    if ms.size == 0:
+        return {"n": 0, "p50_ms": float("nan"), "p95_ms": float("nan"), "mean_ms": float("nan")}
+    return {
+        "n": int(ms.size),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p95_ms": round(float(np.percentile(ms, 95)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+    }
+
+
+def timed(
+    fn: Callable[[int], Any], n: int, budget_s: float | None = None, min_n: int = 10
+) -> tuple[list[float], list[Any]]:
+    """Call fn(i) for i < n (stopping early after budget_s once min_n calls ran)."""
+    times: list[float] = []
+    outs: list[Any] = []
+    start = time.perf_counter()
+    for i in range(n):
+        t0 = time.perf_counter()
+        outs.append(fn(i))
+        times.append(time.perf_counter() - t0)
+        if budget_s is not None and i + 1 >= min_n and time.perf_counter() - start > budget_s:
+            break
+    return times, outs
+
+
+class Truth:
+    """Exact top-k per query by numpy over the tier's vectors (grouped by namespace)."""
+
+    def __init__(self, tier: Tier) -> None:
+        assert tier.vectors is not None and tier.ids is not None and tier.ns_of is not None
+        self.groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for j in range(len(tier.namespaces)):
+            rows = np.flatnonzero(tier.ns_of == j)
+            self.groups[j] = (np.ascontiguousarray(tier.vectors[rows]), tier.ids[rows])
+
+    def search(self, q: np.ndarray, ns: int, k: int) -> list[int]:
+        mat, ids = self.groups[ns]
+        sims = mat @ q
+        top = np.argpartition(-sims, min(k, len(sims) - 1))[:k]
+        top = top[np.argsort(-sims[top], kind="stable")]
+        return ids[top].tolist()
+
+
+def recall_at(got: Sequence[Sequence[int]], truth: Sequence[Sequence[int]], k: int) -> float:
+    hits = sum(len(set(g[:k]) & set(t[:k])) for g, t in zip(got, truth))
+    return round(hits / (k * len(truth)), 4)
+
+
+def index_search(
+    tier: Tier, qvecs: np.ndarray, qns: np.ndarray, truth10: list[list[int]], budget_s: float
+) -> dict[str, Any]:
+    """The memrl VectorIndex alone: first search (cache load) and steady state, recall@5/10."""
+    conn = connect(tier.path)
+    try:
+        index = VectorIndex(qvecs.shape[1])
+        t0 = time.perf_counter()
+        index.search(conn, qvecs[0], tier.namespaces[qns[0]], 5)
+        first = time.perf_counter() - t0
+        if len(tier.namespaces) > 1:  # warm every namespace as a long-running server would
+            for name in tier.namespaces:
+                index.search(conn, qvecs[0], name, 5)
+        t5, got5 = timed(
+            lambda i: [m for m, _ in index.search(conn, qvecs[i], tier.namespaces[qns[i]], 5)],
+            len(qvecs), budget_s,
+        )
+        t10, got10 = timed(
+            lambda i: [m for m, _ in index.search(conn, qvecs[i], tier.namespaces[qns[i]], 10)],
+            len(qvecs), budget_s,
+        )
+    finally:
+        conn.close()
+    return {
+        "first_search_ms": round(first * 1e3, 2),
+        "k5": summary(t5),
+        "k10": summary(t10),
+        "recall_at_5": recall_at(got5, truth10[: len(got5)], 5),
+        "recall_at_10": recall_at(got10, truth10[: len(got10)], 10),
+    }
+
+
+def vec0_search(
+    path: Path, tier: Tier, qvecs: np.ndarray, qns: np.ndarray, truth10: list[list[int]],
+    budget_s: float,
+) -> dict[str, Any]:
+    """Baseline: plain sqlite-vec float KNN (vec0, cosine, namespace partition key)."""
+    conn = connect(path)
+    try:
+        sql = "SELECT id FROM v WHERE embedding MATCH ? AND k = ? AND namespace = ? ORDER BY distance"
+
+        def run(i: int, k: int) -> list[int]:
+            rows = conn.execute(sql, (vector_blob(qvecs[i]), k, tier.namespaces[qns[i]])).fetchall()
+            return [int(r[0]) for r in rows]
+
+        run(0, 5)
+        t5, got5 = timed(lambda i: run(i, 5), len(qvecs), budget_s)
+        t10, got10 = timed(lambda i: run(i, 10), len(qvecs), budget_s)
+    finally:
+        conn.close()
+    return {
+        "k5": summary(t5),
+        "k10": summary(t10),
+        "recall_at_5": recall_at(got5, truth10[: len(got5)], 5),
+        "recall_at_10": recall_at(got10, truth10[: len(got10)], 10),
+    }
+
+
+def numpy_search(truth: Truth, qvecs: np.ndarray, qns: np.ndarray, budget_s: float) -> dict[str, Any]:
+    """Baseline: exact search with numpy over float32 vectors held in RAM."""
+    truth.search(qvecs[0], int(qns[0]), 5)
+    t5, _ = timed(lambda i: truth.search(qvecs[i], int(qns[i]), 5), len(qvecs), budget_s)
+    return {"k5": summary(t5), "recall_at_5": 1.0, "recall_at_10": 1.0}
+
+
+def inprocess_recall(
+    memory: Memory, texts: Sequence[str], namespaces: Sequence[str], budget_s: float
+) -> tuple[dict[str, Any], list[str]]:
+    """Memory.recall end to end: query embedding, both phases, the ledger write."""
+    memory.recall(texts[0], namespaces[0])  # warm (cache load, first ONNX run)
+    times, results = timed(lambda i: memory.recall(texts[i], namespaces[i]), len(texts), budget_s)
+    # where the time goes: the query embedding alone
+    emb, _ = timed(lambda i: memory.embedder.embed_query(texts[i]), min(len(texts), 100))
+    out = summary(times)
+    out["embed_query"] = summary(emb)
+    out["mean_candidates"] = round(float(np.mean([len(r.candidates) for r in results])), 2)
+    out["mean_injected"] = round(float(np.mean([len(r.injected) for r in results])), 2)
+    return out, [r.task_id for r in results]
+
+
+def outcome_updates(memory: Memory, task_ids: Sequence[str]) -> dict[str, Any]:
+    """report() on every task (alternating success and failure), timed as a whole."""
+    t0 = time.perf_counter()
+    credited = 0
+    for i, task_id in enumerate(task_ids):
+        result = memory.report(task_id, success=bool(i % 2))
+        credited += len(result.credited)
+    seconds = time.perf_counter() - t0
+    return {
+        "reports": len(task_ids),
+        "seconds": round(seconds, 3),
+        "reports_per_s": round(len(task_ids) / seconds, 1),
+        "q_updates": credited,
+        "q_updates_per_s": round(credited / seconds, 1),
+    }
+
+
+# -- the server as a process ------------------------------------------------------------------
+
+
+def server_command(db: Path, namespace: str) -> list[str]:
+    return [sys.executable, "-m", "memrl_server", "serve", "--db", str(db), "--namespace", namespace]
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("MEMRL_NAMESPACE", None)
+    return env
+
+
+def child_server_pids() -> list[int]:
+    """Pids of memrl_server processes this process spawned (Linux /proc; else psutil)."""
+    me = os.getpid()
+    pids: list[int] = []
+    proc = Path("/proc")
+    if proc.is_dir():
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                if ppid == me and b"memrl_server" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+        return pids
+    try:
+        import psutil  # type: ignore[import-untyped]
+    except ImportError:
+        return []
+    return [
+        c.pid for c in psutil.Process(me).children()
+        if "memrl_server" in " ".join(c.cmdline())
+    ]
+
+
+def rss_mb(pid: int) -> dict[str, float] | None:
+    status = Path(f"/proc/{pid}/status")
+    if status.exists():
+        fields = {}
+        for line in status.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) / 1024
+        return {"rss_mb": round(fields.get("VmRSS", 0.0), 1), "peak_rss_mb": round(fields.get("VmHWM", 0.0), 1)}
+    try:
+        import psutil  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    info = psutil.Process(pid).memory_info()
+    return {"rss_mb": round(info.rss / 2**20, 1), "peak_rss_mb": float("nan")}
+
+
+async def _call_recall(client: Any, task: str, namespace: str) -> Any:
+    result = await client.call_tool("recall_experience", {"task": task, "namespace": namespace})
+    if result.is_error:
+        raise RuntimeError(f"recall_experience failed: {result.content}")
+    return result.structured_content
+
+
+async def _mcp_session(
+    db: Path, texts: Sequence[str], namespaces: Sequence[str], budget_s: float, n_calls: int,
+    log_path: Path,
+) -> dict[str, Any]:
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    params = StdioServerParameters(
+        command=sys.executable, args=server_command(db, namespaces[0])[1:], env=server_env()
+    )
+    with log_path.open("a") as errlog:
+        return await _session(Client(stdio_client(params, errlog=errlog), cache=None),
+                              texts, namespaces, budget_s, n_calls)
+
+
+async def _session(
+    client_cm: Any, texts: Sequence[str], namespaces: Sequence[str], budget_s: float, n_calls: int
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    async with client_cm as client:
+        await client.list_tools()
+        to_list = time.perf_counter() - t0
+        await _call_recall(client, texts[0], namespaces[0])
+        to_recall = time.perf_counter() - t0
+        pids = child_server_pids()
+        memory_after_first = rss_mb(pids[0]) if pids else None
+        times: list[float] = []
+        start = time.perf_counter()
+        for i in range(n_calls):
+            c0 = time.perf_counter()
+            await _call_recall(client, texts[i], namespaces[i])
+            times.append(time.perf_counter() - c0)
+            if i + 1 >= 10 and time.perf_counter() - start > budget_s:
+                break
+        memory = rss_mb(pids[0]) if pids else None
+    return {
+        "spawn_to_tools_list_s": round(to_list, 3),
+        "spawn_to_first_recall_s": round(to_recall, 3),
+        "recall": summary(times),
+        "server_memory_after_first_recall": memory_after_first,
+        "server_memory": memory,
+    }
+
+
+def mcp_recall(
+    db: Path, texts: Sequence[str], namespaces: Sequence[str], budget_s: float, log_path: Path,
+) -> dict[str, Any]:
+    """Spawn `memrl serve` over stdio; time recall_experience round trips; read its RSS."""
+    return anyio.run(_mcp_session, db, texts, namespaces, budget_s, len(texts), log_path)
+
+
+def cold_start(db: Path, text: str, namespace: str, runs: int, log_path: Path) -> dict[str, Any]:
+    """Process spawn -> tools/list answer, and -> first recall answer (median of `runs`)."""
+    lists, recalls = [], []
+    for _ in range(runs):
+        out = anyio.run(_mcp_session, db, [text], [namespace], 0.0, 0, log_path)
+        lists.append(out["spawn_to_tools_list_s"])
+        recalls.append(out["spawn_to_first_recall_s"])
+    return {
+        "runs": runs,
+        "spawn_to_tools_list_s": round(float(np.median(lists)), 3),
+        "spawn_to_first_recall_s": round(float(np.median(recalls)), 3),
+        "all_tools_list_s": lists,
+        "all_first_recall_s": recalls,
+    }
