@@ -1,0 +1,125 @@
+"""The runtime-learning protocol, played by the host against one memory backend.
+
+Per epoch, per task: recall -> the agent attempts with the injected memories -> the
+environment checks -> report the outcome -> store a memory (a script on success, a
+reflection on failure). After the last epoch the memory is frozen (no reports, no stores)
+and the agent is tested on the held-out split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from . import metrics
+from .common import Agent, MemoryDraft, Task, stable_rng
+from .memory_client import MemoryBackend
+
+TRANSFER = "transfer"
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    label: str
+    flags: tuple[str, ...] | None  # `memrl serve` flags; None: no memory at all
+
+
+POLICIES = (
+    Policy("no_memory", "no memory", None),
+    Policy("rag", "RAG (similarity only, no learning)", ("--lam", "0", "--no-learning")),
+    Policy("memrl", "MemRL (lambda 0.5)", ("--lam", "0.5")),
+    Policy("lam0", "lambda 0, learning on", ("--lam", "0")),
+    Policy("lam1", "lambda 1", ("--lam", "1")),
+)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    phase: str  # "train" or "transfer"
+    epoch: int  # 1..E for train, 0 for transfer
+    task_id: str
+    success: bool
+    injected: tuple[int, ...]
+    reused: int | None
+
+
+@dataclass
+class PolicyRun:
+    policy: str
+    attempts: list[Attempt] = field(default_factory=list)
+    final_q: dict[int, float] = field(default_factory=dict)
+    stored: set[int] = field(default_factory=set)
+
+    def epochs(self) -> list[dict[str, bool]]:
+        by_epoch: dict[int, dict[str, bool]] = {}
+        for a in self.attempts:
+            if a.phase == "train":
+                by_epoch.setdefault(a.epoch, {})[a.task_id] = a.success
+        return [by_epoch[e] for e in sorted(by_epoch)]
+
+    def summary(self) -> dict[str, object]:
+        epochs = self.epochs()
+        transfer = {a.task_id: a.success for a in self.attempts if a.phase == TRANSFER}
+        train = [a for a in self.attempts if a.phase == "train"]
+        reused = [a for a in train if a.reused is not None]
+        return {
+            "sr_per_epoch": metrics.sr_per_epoch(epochs),
+            "last": metrics.last(epochs),
+            "csr": metrics.csr(epochs),
+            "forgetting": metrics.forgetting(epochs),
+            "transfer_sr": metrics.success_rate(transfer) if transfer else None,
+            "q_success_r": metrics.q_success_r(
+                ((a.injected, a.success) for a in train if a.injected), self.final_q
+            ),
+            "memories_stored": len(self.stored),
+            "reuse_rate": len(reused) / len(train) if train else 0.0,
+            "reuse_success": sum(a.success for a in reused) / len(reused) if reused else None,
+        }
+
+
+def epoch_order(tasks: Sequence[Task], seed: int, epoch: int) -> list[Task]:
+    """The task order of one epoch: shuffled, the same for every policy."""
+    order = list(tasks)
+    stable_rng(seed, "order", epoch).shuffle(order)
+    return order
+
+
+async def run_policy(
+    policy: Policy,
+    agent: Agent,
+    memory: MemoryBackend,
+    train: Sequence[Task],
+    held_out: Sequence[Task],
+    epochs: int,
+    seed: int,
+    bank: Sequence[MemoryDraft] = (),
+    tick: Callable[[], None] = lambda: None,
+) -> PolicyRun:
+    run = PolicyRun(policy.name)
+    for draft in bank:
+        run.stored.add(await memory.store(draft))
+    for epoch in range(1, epochs + 1):
+        for task in epoch_order(train, seed, epoch):
+            await _train_step(run, agent, memory, task, (seed, task.env, task.task_id, epoch), epoch)
+            tick()
+    for task in held_out:
+        task_id, injected = await memory.recall(task.query)
+        outcome = agent.attempt(task, injected, (seed, task.env, task.task_id, TRANSFER))
+        run.attempts.append(Attempt(TRANSFER, 0, task.task_id, outcome.success,
+                                    tuple(m.id for m in injected), outcome.reused))
+        tick()
+    run.stored.discard(0)
+    return run
+
+
+async def _train_step(run: PolicyRun, agent: Agent, memory: MemoryBackend, task: Task,
+                      key: tuple[object, ...], epoch: int) -> None:
+    task_id, injected = await memory.recall(task.query)
+    run.final_q.update({m.id: m.q for m in injected})
+    outcome = agent.attempt(task, injected, key)
+    if task_id is not None:
+        run.final_q.update(await memory.report(task_id, outcome.success))
+    run.stored.add(await memory.store(agent.write_memory(task, outcome), task_id))
+    run.attempts.append(Attempt("train", epoch, task.task_id, outcome.success,
+                                tuple(m.id for m in injected), outcome.reused))

@@ -1,0 +1,107 @@
+"""The host's side of the memory: a real MCP client session with `memrl serve` over stdio.
+
+`McpMemory` launches one server process (its own database file and flags) and calls the
+three tools; `NoMemory` is the no-memory baseline with the same interface.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from .common import MemoryDraft, Recalled
+
+
+class MemoryToolError(RuntimeError):
+    """A memory tool answered with an error result."""
+
+
+class MemoryBackend(Protocol):
+    async def recall(self, task: str) -> tuple[str | None, list[Recalled]]: ...
+
+    async def report(self, task_id: str, success: bool) -> dict[int, float]: ...
+
+    async def store(self, draft: MemoryDraft, task_id: str | None = None) -> int: ...
+
+
+class NoMemory:
+    """Recalls nothing, stores nothing."""
+
+    async def recall(self, task: str) -> tuple[str | None, list[Recalled]]:
+        return None, []
+
+    async def report(self, task_id: str, success: bool) -> dict[int, float]:
+        return {}
+
+    async def store(self, draft: MemoryDraft, task_id: str | None = None) -> int:
+        return 0
+
+
+def server_command(db: Path, flags: list[str], namespace: str) -> tuple[str, list[str]]:
+    """`memrl serve` from this interpreter's environment."""
+    return sys.executable, ["-m", "memrl_server", "serve", "--db", str(db),
+                            "--namespace", namespace, *flags]
+
+
+class McpMemory:
+    """One `memrl serve` process over stdio, used through an MCP client session."""
+
+    def __init__(self, db: Path, flags: list[str], namespace: str = "eval",
+                 errlog: TextIO | None = None) -> None:
+        self.db = db
+        self.flags = flags
+        self.namespace = namespace
+        self.errlog = errlog
+        self.calls = 0
+        self._stack: AsyncExitStack | None = None
+        self._client: Any = None
+
+    async def __aenter__(self) -> McpMemory:
+        from mcp import Client, StdioServerParameters
+        from mcp.client.stdio import stdio_client
+
+        command, args = server_command(self.db, self.flags, self.namespace)
+        # The SDK passes only a safe subset of the environment; keep the model directory.
+        env = {k: v for k, v in os.environ.items() if k == "MEMRL_MODEL_DIR"}
+        params = StdioServerParameters(command=command, args=args, env=env)
+        errlog = self.errlog or sys.stderr
+        self._stack = AsyncExitStack()
+        self._client = await self._stack.enter_async_context(
+            Client(stdio_client(params, errlog=errlog), read_timeout_seconds=120)
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            await self._stack.aclose()
+
+    async def _call(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        self.calls += 1
+        result = await self._client.call_tool(tool, args)
+        if result.is_error:
+            text = " ".join(getattr(c, "text", "") for c in result.content)
+            raise MemoryToolError(f"{tool} failed: {text}")
+        return dict(result.structured_content or {})
+
+    async def recall(self, task: str) -> tuple[str | None, list[Recalled]]:
+        out = await self._call("recall_experience", {"task": task})
+        memories = [
+            Recalled(m["id"], m["kind"], m["intent"], m["experience"], m["q"],
+                     m["similarity"], m["score"])
+            for m in out["memories"]
+        ]
+        return out["task_id"], memories
+
+    async def report(self, task_id: str, success: bool) -> dict[int, float]:
+        out = await self._call("report_outcome", {"task_id": task_id, "success": success})
+        return {c["id"]: c["q"] for c in out["credited"]}
+
+    async def store(self, draft: MemoryDraft, task_id: str | None = None) -> int:
+        args: dict[str, Any] = {"intent": draft.intent, "experience": draft.experience,
+                                "kind": draft.kind}
+        if task_id is not None:
+            args["task_id"] = task_id
+        return int((await self._call("store_experience", args))["id"])

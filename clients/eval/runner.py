@@ -1,0 +1,54 @@
+"""Runs every policy of a suite, each with a fresh database and its own `memrl serve`.
+
+The policies run concurrently in one event loop: each waits on its own server process
+most of the time. An attempt is synchronous code with no await inside, so attempts never
+interleave and the environments (one textworld JVM, one checker cache) are shared safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from .harness import Policy, PolicyRun, run_policy
+from .memory_client import McpMemory, MemoryBackend, NoMemory
+from .suites import Suite
+
+
+def fresh_db(path: Path) -> Path:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+async def run_one(suite: Suite, policy: Policy, epochs: int, seed: int, workdir: Path,
+                  position: int, progress: bool) -> PolicyRun:
+    from tqdm import tqdm
+
+    total = len(suite.train) * epochs + len(suite.held_out)
+    async with AsyncExitStack() as stack:
+        memory: MemoryBackend = NoMemory()
+        if policy.flags is not None:
+            log = stack.enter_context(open(workdir / f"{suite.env}-{policy.name}.log", "w"))
+            db = fresh_db(workdir / f"{suite.env}-{policy.name}.db")
+            memory = await stack.enter_async_context(McpMemory(db, list(policy.flags), errlog=log))
+        bar = stack.enter_context(
+            tqdm(total=total, desc=f"{suite.env:>9} {policy.name:<9}", file=sys.stderr,
+                 disable=not progress, position=position, leave=True, dynamic_ncols=True)
+        )
+        return await run_policy(
+            policy, suite.agent, memory, suite.train, suite.held_out, epochs, seed,
+            bank=suite.bank if policy.flags is not None else (), tick=bar.update,
+        )
+
+
+async def run_suite(suite: Suite, policies: Sequence[Policy], epochs: int, seed: int,
+                    workdir: Path, progress: bool = True) -> dict[str, PolicyRun]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    runs = await asyncio.gather(*(
+        run_one(suite, p, epochs, seed, workdir, i, progress) for i, p in enumerate(policies)
+    ))
+    return {p.name: r for p, r in zip(policies, runs)}
