@@ -63,7 +63,7 @@ def connect(path: str | Path, *, readonly: bool = False) -> Any:
         conn.enable_load_extension(False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if target != ":memory:" and not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA mmap_size = 268435456")
@@ -77,6 +77,19 @@ def connect(path: str | Path, *, readonly: bool = False) -> Any:
 def _is_busy(e: Exception) -> bool:
     text = str(e).lower()
     return "locked" in text or "busy" in text
+
+
+def _enable_wal(conn: Any, attempts: int = 20) -> None:
+    """Switch to WAL, retrying: the switch fails at once, without the busy handler, when
+    another process is opening or switching the same new file at that moment."""
+    for attempt in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except driver.OperationalError as e:
+            if not _is_busy(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1) * (0.5 + random.random()))
 
 
 @contextlib.contextmanager

@@ -31,17 +31,19 @@ def worker(path: str, wid: int, barrier: Any, results: Any) -> None:
     }
     rng = random.Random(1000 + wid)
     pending: list[Any] = []
-    barrier.wait()  # all processes open the (new) file at the same moment
-    store = MemoryStore(path, DIM, MODEL)
-    memory = Memory(store, FakeEmbedder(dim=DIM, model_id=MODEL), CONFIG, random.Random(wid))
     try:
+        barrier.wait()  # all processes open the (new) file at the same moment
+        store = MemoryStore(path, DIM, MODEL)
+        memory = Memory(store, FakeEmbedder(dim=DIM, model_id=MODEL), CONFIG, random.Random(wid))
         for i in range(OPS):
             try:
                 _one_op(memory, rng, wid, i, pending, done)
             except Exception as e:  # recorded, the parent asserts there are none
-                done["errors"].append(f"{type(e).__name__}: {e}")
-    finally:
+                done["errors"].append(f"op {i}: {type(e).__name__}: {e}")
         store.close()
+    except BaseException as e:
+        done["errors"].append(f"open/close: {type(e).__name__}: {e}")
+    finally:
         results.put(done)
 
 
@@ -141,3 +143,37 @@ def assert_q_replays_the_ledger(conn: Any) -> None:
     assert {r[0]: r[1] for r in rows} == pytest.approx(q, abs=1e-12)
     assert {r[0]: r[2] for r in rows} == n
     assert {r[0]: r[3] for r in rows} == last
+
+
+ROUNDS = 100
+
+
+def opener(directory: str, barrier: Any, results: Any) -> None:
+    """Open (create and migrate) a new file at the same moment as the others, ROUNDS times."""
+    errors = []
+    for round_no in range(ROUNDS):
+        barrier.wait()
+        try:
+            MemoryStore(f"{directory}/new-{round_no}.db", DIM, MODEL).close()
+        except Exception as e:
+            errors.append(f"round {round_no}: {type(e).__name__}: {e}")
+    results.put(errors)
+
+
+def test_processes_create_a_new_file_at_the_same_moment(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
+    procs = [ctx.Process(target=opener, args=(str(tmp_path), barrier, results)) for _ in range(WORKERS)]
+    for p in procs:
+        p.start()
+    errors = [e for _ in procs for e in results.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=30)
+    assert errors == []
+    for round_no in range(ROUNDS):
+        store = MemoryStore(tmp_path / f"new-{round_no}.db", DIM, MODEL)
+        try:
+            assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 1
+            assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        finally:
+            store.close()
