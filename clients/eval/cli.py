@@ -1,0 +1,111 @@
+"""memrl-eval: does the learned utility raise task success? (see docs/EVALUATION.md)
+
+Runs every policy (no memory, RAG, MemRL and the lambda ablations) on the same tasks and
+seeds, each against its own `memrl serve` process and fresh database; prints a table,
+writes learning curves (PNG) and, with --json, the metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import report
+from .harness import POLICIES
+from .runner import run_suite
+from .suites import ENVS, FULL, QUICK, Size, Suite, humaneval_suite, textworld_suite
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="memrl-eval", description=__doc__.split("\n")[0])
+    p.add_argument("--env", choices=(*ENVS, "all"), default="all")
+    p.add_argument("--agent", choices=("scripted", "anthropic", "openai"), default="scripted")
+    p.add_argument("--model", help="LLM model name (LLM agents)")
+    p.add_argument("--temperature", type=float, help="LLM sampling temperature (LLM agents)")
+    p.add_argument("--base-url", help="LLM API endpoint instead of the provider's (LLM agents)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="epochs over the training split (10; --quick 3)")
+    p.add_argument("--quick", action="store_true", help="a small run (about two minutes)")
+    p.add_argument("--tasks", type=int, help="HumanEval problems to use (default all 164)")
+    p.add_argument("--games", type=int, help="seeded games per game type (default 8)")
+    p.add_argument("--policies", default=",".join(x.name for x in POLICIES),
+                   help="comma-separated subset of: " + ", ".join(x.name for x in POLICIES))
+    p.add_argument("--bank", type=float, default=0.5, metavar="FRACTION",
+                   help="fraction of tasks with weak-verifier memories in the shared bank (0: none)")
+    p.add_argument("--out", type=Path, default=Path("eval-out"),
+                   help="directory for curves, databases and server logs")
+    p.add_argument("--json", type=Path, help="write the metrics here")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    known = {x.name for x in POLICIES}
+    chosen = [x.strip() for x in args.policies.split(",") if x.strip()]
+    if not chosen or set(chosen) - known:
+        p.error(f"--policies must name some of {sorted(known)}")
+    return args
+
+
+def size_of(args: argparse.Namespace) -> Size:
+    base = QUICK if args.quick else FULL
+    return dataclasses.replace(
+        base,
+        humaneval_tasks=args.tasks if args.tasks is not None else base.humaneval_tasks,
+        games_per_type=args.games if args.games is not None else base.games_per_type,
+        epochs=args.epochs if args.epochs is not None else base.epochs,
+    )
+
+
+def build(env: str, args: argparse.Namespace, size: Size) -> Suite:
+    if args.agent == "scripted":
+        coder = player = None
+    else:
+        from .llm import LLMCoder, LLMPlayer, chat_model
+
+        chat = chat_model(args.agent, args.model, args.temperature, args.base_url)
+        coder = lambda checker: LLMCoder(chat, checker.check)  # noqa: E731
+        player = lambda world: LLMPlayer(chat, world)  # noqa: E731
+    if env == "humaneval":
+        return humaneval_suite(args.seed, size, coder, args.bank)
+    return textworld_suite(args.seed, size, player, args.bank)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    size = size_of(args)
+    policies = [x for x in POLICIES if x.name in args.policies.split(",")]
+    envs = ENVS if args.env == "all" else (args.env,)
+    results: dict[str, dict[str, Any]] = {}
+    meta: dict[str, Any] = {"seed": args.seed, "epochs": size.epochs, "agent": args.agent,
+                            "model": args.model, "bank": args.bank, "argv": sys.argv[1:],
+                            "envs": {}}
+    started = time.monotonic()
+    for env in envs:
+        t0 = time.monotonic()
+        suite = build(env, args, size)
+        try:
+            runs = asyncio.run(run_suite(suite, policies, size.epochs, args.seed,
+                                         args.out, progress=not args.no_progress))
+        finally:
+            suite.close()
+        results[env] = {name: run.summary() for name, run in runs.items()}
+        curve = report.plot(args.out / f"{env}-learning-curve.png", env, results[env])
+        meta["envs"][env] = {"train_tasks": len(suite.train), "held_out_tasks": len(suite.held_out),
+                             "bank_memories": len(suite.bank), "curve": str(curve),
+                             "seconds": round(time.monotonic() - t0, 1)}
+    meta["seconds"] = round(time.monotonic() - started, 1)
+    print(report.table(results))
+    for env, info in meta["envs"].items():
+        print(f"{env}: {info['train_tasks']} training tasks x {size.epochs} epochs, "
+              f"{info['held_out_tasks']} held out, {info['bank_memories']} bank memories, "
+              f"{info['seconds']}s; curve {info['curve']}")
+    if args.json:
+        report.write_json(args.json, results, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
