@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fake_embedder import FakeEmbedder
+
 from memrl import Memory, MemoryConfig, MemoryStore
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fake_embedder import FakeEmbedder
+
 from memrl import MemoryConfig
 
 DIM = 64

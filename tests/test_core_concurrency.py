@@ -3,6 +3,7 @@ and every memory's Q is exactly what replaying the ledger's rewards in report or
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import random
 import time
@@ -10,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fake_embedder import FakeEmbedder
+
 from memrl import Memory, MemoryConfig, MemoryStore
 
 WORKERS = 4
@@ -38,10 +39,10 @@ def worker(path: str, wid: int, barrier: Any, results: Any) -> None:
         for i in range(OPS):
             try:
                 _one_op(memory, rng, wid, i, pending, done)
-            except Exception as e:  # recorded, the parent asserts there are none
+            except Exception as e:  # noqa: BLE001 - recorded; the parent asserts there are none
                 done["errors"].append(f"op {i}: {type(e).__name__}: {e}")
         store.close()
-    except BaseException as e:
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, never lost
         done["errors"].append(f"open/close: {type(e).__name__}: {e}")
     finally:
         results.put(done)
@@ -115,7 +116,7 @@ def test_processes_share_one_file_without_losing_anything(tmp_path: Path) -> Non
 def assert_interleaved(conn: Any) -> None:
     """The workers really ran at the same time: their recalls alternate in the ledger."""
     order = [r[0].split("-")[0] for r in conn.execute("SELECT task_id FROM tasks ORDER BY created_at")]
-    switches = sum(a != b for a, b in zip(order, order[1:]))
+    switches = sum(a != b for a, b in itertools.pairwise(order))
     assert switches >= len(order) // 10, f"workers barely overlapped: {switches} switches"
 
 
@@ -155,7 +156,7 @@ def opener(directory: str, barrier: Any, results: Any) -> None:
         barrier.wait()
         try:
             MemoryStore(f"{directory}/new-{round_no}.db", DIM, MODEL).close()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - reported to the parent
             errors.append(f"round {round_no}: {type(e).__name__}: {e}")
     results.put(errors)
 

@@ -13,8 +13,14 @@ import numpy as np
 import pytest
 
 import memrl
-from memrl import Embedder, Memory, MemoryConfig, MemoryStore, ModelUnavailableError
-from memrl import embeddings
+from memrl import (
+    Embedder,
+    Memory,
+    MemoryConfig,
+    MemoryStore,
+    ModelUnavailableError,
+    embeddings,
+)
 
 
 @pytest.fixture(scope="module")

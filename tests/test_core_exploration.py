@@ -6,8 +6,8 @@ import math
 import random
 
 import pytest
-
 from fake_embedder import FakeEmbedder, at_cosine, axis
+
 from memrl import MemoryConfig
 from memrl.ranking import Candidate, select
 
@@ -66,7 +66,8 @@ def test_same_seed_same_choices(open_memory, tmp_path) -> None:
     runs = []
     for name in ("a.db", "b.db"):
         memory, ids = exploring_memory(
-            lambda e, c, seed: open_memory(e, c, seed=seed, path=tmp_path / name), seed=7
+            lambda e, c, seed, name=name: open_memory(e, c, seed=seed, path=tmp_path / name),
+            seed=7,
         )
         runs.append([sorted(ids.index(m.id) for m in memory.recall("query").injected)
                      for _ in range(30)])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from fake_embedder import FakeEmbedder, at_cosine, axis
+
 from memrl import MemoryConfig
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from fake_embedder import FakeEmbedder, at_cosine, axis
+
 from memrl import MemoryConfig
 from memrl.ranking import Candidate, select
 
@@ -138,7 +138,7 @@ def test_recall_with_pure_similarity_is_plain_rag(open_memory) -> None:
     result = memory.recall("the query", lam=0.0)
     assert [c.intent for c in result.injected] == ["mem a", "mem b"]
     result = memory.recall("the query", lam=1.0)
-    assert [c.intent for c in result.injected][0] == "mem c"
+    assert result.injected[0].intent == "mem c"
 
 
 def test_k1_limits_the_pool_before_value_selection(open_memory) -> None:

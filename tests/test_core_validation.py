@@ -128,9 +128,9 @@ ALL = (
     BAD_REPORTS
     + BAD_STORES
     + BAD_RECALLS
-    + [(f"store namespace {ns!r}", lambda m, t, ns=ns: m.store_experience("i", "e", namespace=ns),
+    + [(f"store namespace {ns!r:.20}", lambda m, t, ns=ns: m.store_experience("i", "e", namespace=ns),
         InvalidInputError, r"namespace .* is invalid: use 1-200 characters") for ns in BAD_NAMESPACES]
-    + [(f"recall namespace {ns!r}", lambda m, t, ns=ns: m.recall("fix it", ns),
+    + [(f"recall namespace {ns!r:.20}", lambda m, t, ns=ns: m.recall("fix it", ns),
         InvalidInputError, r"namespace .* is invalid: use 1-200 characters") for ns in BAD_NAMESPACES]
 )
 
