@@ -280,15 +280,18 @@ class MemoryStore:
         """Log one recall: its parameters, the whole candidate pool, what was injected."""
         with self._write() as conn:
             self._claim_namespace(conn, namespace)
-            conn.execute(
+            inserted = conn.execute(
                 "INSERT INTO tasks(task_id, namespace, query, model_id, created_at, k1, k2, lam, "
-                "delta, epsilon, explored, selection_prob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "delta, epsilon, explored, selection_prob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(task_id) DO NOTHING RETURNING task_id",
                 (
                     task_id, namespace, query, self.model_id, time.time(), params["k1"],
                     params["k2"], params["lam"], params["delta"], params["epsilon"],
                     int(selection.explored), selection.selection_prob,
                 ),
-            )
+            ).fetchone()
+            if inserted is None:  # checked here too: another process may have taken the id
+                raise InvalidInputError(f"task id {task_id!r} is already used: pick a new one")
             conn.executemany(
                 "INSERT INTO task_candidates(task_id, memory_id, rank, similarity, q, score, "
                 "injected) VALUES (?,?,?,?,?,?,?)",

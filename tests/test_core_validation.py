@@ -16,6 +16,7 @@ from memrl import (
     MemrlError,
     UnknownTaskError,
 )
+from memrl.ranking import Candidate, select
 
 LIMITS = MemoryConfig(max_intent_chars=50, max_experience_chars=80, max_metadata_chars=40, delta=-1.0)
 
@@ -173,3 +174,15 @@ def test_bad_config_is_refused(field: str, value: float, message: str) -> None:
 def test_errors_are_value_and_lookup_errors() -> None:
     assert issubclass(InvalidInputError, ValueError)
     assert issubclass(UnknownTaskError, LookupError)
+
+
+def test_a_task_id_taken_meanwhile_is_refused_by_the_store(seeded, snapshot) -> None:
+    """Memory.recall checks the id first; the store checks again inside its transaction, so
+    two processes choosing the same id cannot both record it (nor get a raw driver error)."""
+    memory, task_id = seeded
+    before = snapshot(memory.store)
+    selection = select([Candidate(1, 0.9, 0.0)], lam=0.5, k2=1)
+    params = {"k1": 5, "k2": 3, "lam": 0.5, "delta": 0.1, "epsilon": 0.0}
+    with pytest.raises(InvalidInputError, match=rf"task id '{task_id}' is already used"):
+        memory.store.record_task(task_id, "default", "another query", params, selection)
+    assert snapshot(memory.store) == before
