@@ -35,7 +35,7 @@ from .mutants import HINTS, mutants
 
 N_MUTANTS = 4
 BETA = (1.0, 1.1)  # base solve probability on HumanEval, per task
-SLIP = 0.05  # per-step slip probability in text games
+SLIP = 0.07  # per-step slip probability in text games
 PLAN_SOUND, PLAN_UNSOUND, REFLECTION = 0.5, 1.5, 0.8  # slip-rate factors
 MAX_REFLECTIONS = 2
 
@@ -89,7 +89,7 @@ class ScriptedCoder:
         reuse = reusable(found, problem.signature)
         if reuse is not None:
             memory, note = reuse
-            return self._submit(problem, note.artifact, reused=memory.id)
+            return self._submit(problem, note.artifact, reused=memory.id, approach=note.approach)
         return self._submit(problem, self._write(task, warned(found, problem.signature), key))
 
     def _write(self, task: Task, avoid: set[str], key: tuple[Any, ...]) -> str:
@@ -108,9 +108,10 @@ class ScriptedCoder:
         fresh = [code for _, code in wrong if short_hash(code) not in avoid]
         return fresh[rng.randrange(len(fresh))] if fresh else choice
 
-    def _submit(self, problem: humaneval.Problem, code: str, reused: int | None = None) -> Outcome:
+    def _submit(self, problem: humaneval.Problem, code: str, reused: int | None = None,
+                approach: str | None = None) -> Outcome:
         result = self.verify(problem, code)
-        approach = short_hash(code)
+        approach = approach or short_hash(code)
         if reused is not None:
             note = f"reused a stored solution (approach {approach}) without checking it"
         else:
@@ -146,7 +147,8 @@ class ScriptedPlayer:
         if reuse is not None:
             memory, note = reuse
             episode = self.world.replay(game, tuple(note.artifact.splitlines()))
-            return self._outcome(episode, memory.id, f"replayed stored plan {note.approach}")
+            return self._outcome(episode, memory.id, f"replayed stored plan {note.approach}",
+                                 approach=note.approach)
         slip = SLIP * self._plan_factor(game, found)
         slip *= REFLECTION ** min(len(warned(found, game.label)), MAX_REFLECTIONS)
         slips: list[str] = []
@@ -180,7 +182,8 @@ class ScriptedPlayer:
             self._games[(name, seed)] = self.world.game(name, seed)
         return self._games[(name, seed)]
 
-    def _outcome(self, episode: textworld.Episode, reused: int | None, note: str) -> Outcome:
+    def _outcome(self, episode: textworld.Episode, reused: int | None, note: str,
+                 approach: str | None = None) -> Outcome:
         won = (not episode.failed) if self.weak else episode.success
         if episode.success:
             detail = f"won in {len(episode.actions)} steps"
@@ -189,7 +192,7 @@ class ScriptedPlayer:
         else:
             detail = f"not won within {len(episode.actions)} steps (score {episode.score:g})"
         artifact = "\n".join(episode.actions)
-        return Outcome(won, artifact, short_hash(artifact), detail, reused, note)
+        return Outcome(won, artifact, approach or short_hash(artifact), detail, reused, note)
 
     def write_memory(self, task: Task, outcome: Outcome) -> MemoryDraft:
         game: textworld.Game = task.data

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,8 +20,8 @@ from .common import Task
 ENV = "textworld"
 GAMES = ("coin", "mapreader", "cookingworld", "twc", "arithmetic", "sorting", "simonsays",
          "peckingorder")
-EXTRA_STEPS = 10
-QUERY_CHARS = 400  # step budget = gold length + EXTRA_STEPS
+EXTRA_STEPS = 10  # step budget = gold length + EXTRA_STEPS
+QUERY_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class Episode:
     score: float
 
 
-# The chooser sees (step, observation, valid actions) and returns the next action.
-Chooser = Callable[[int, str, list[str]], str]
+# The chooser sees (step, observation, valid actions) and returns the next action, or
+# None to stop playing.
+Chooser = Callable[[int, str, list[str]], "str | None"]
 
 
 class TextWorld:
@@ -65,6 +67,17 @@ class TextWorld:
     def close(self) -> None:
         self._env.close()
         self._env.close = lambda: None  # its __del__ would close (and fail) a second time
+        self._env._obj_tree_tempfile.close()  # a temporary file it never closes itself
+        java = self._env._gateway.java_process
+        java.stdin.close()  # the gateway exits when its stdin ends
+        try:
+            java.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            java.kill()
+            java.wait()
+        for pipe in (java.stdout, java.stderr):
+            if pipe is not None:
+                pipe.close()
 
     def game(self, game: str, seed: int) -> Game:
         obs, infos = self._env.reset(
@@ -82,6 +95,8 @@ class TextWorld:
         actions: list[str] = []
         for step in range(g.budget):
             action = choose(step, obs, sorted(set(infos["validActions"])))
+            if action is None:
+                break
             obs, _, _, infos = self._env.step(action)
             actions.append(action)
             if infos["tasksuccess"] or infos["taskfailure"]:
@@ -93,9 +108,8 @@ class TextWorld:
         """Play a fixed action list (cached: games are deterministic given their seed)."""
         key = (g.game, g.seed, actions)
         if key not in self._replays:
-            padded = list(actions)
             self._replays[key] = self.play(
-                g, lambda step, _obs, _valid: padded[step] if step < len(padded) else "look around"
+                g, lambda step, _obs, _valid: actions[step] if step < len(actions) else None
             )
         return self._replays[key]
 
