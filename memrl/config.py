@@ -37,6 +37,7 @@ class MemoryConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            _check_type(f.name, str(f.type), value)
             if isinstance(value, float) and not math.isfinite(value):
                 raise InvalidInputError(f"{f.name} must be a finite number, got {value!r}")
         _check(0.0 < self.alpha <= 1.0, f"alpha must be in (0, 1], got {self.alpha}")
@@ -50,6 +51,19 @@ class MemoryConfig:
         for name in ("success_reward", "failure_reward"):
             r = getattr(self, name)
             _check(-1.0 <= r <= 1.0, f"{name} must be in [-1, 1], got {r}")
+
+
+def _check_type(name: str, declared: str, value: object) -> None:
+    """Refuse e.g. k1=2.5, k1='3' or alpha=True before a comparison or SQL sees them."""
+    if value is None and declared.endswith("| None"):
+        return
+    if declared == "bool":
+        ok, wanted = isinstance(value, bool), "true or false"
+    elif declared == "int":
+        ok, wanted = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    else:
+        ok, wanted = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    _check(ok, f"{name} must be {wanted}, got {value!r}")
 
 
 def _check(ok: bool, message: str) -> None:
