@@ -17,6 +17,7 @@ from typing import Any
 
 from . import report
 from .harness import POLICIES
+from .llm import ChatModel
 from .runner import run_suite
 from .suites import ENVS, FULL, QUICK, Size, Suite, humaneval_suite, textworld_suite
 
@@ -39,6 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="fraction of tasks with weak-verifier memories in the shared bank (0: none)")
     p.add_argument("--out", type=Path, default=Path("eval-out"),
                    help="directory for curves, databases and server logs")
+    p.add_argument("--plot-dir", type=Path, help="directory for the PNG curves (default: --out)")
     p.add_argument("--json", type=Path, help="write the metrics here")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -59,13 +61,11 @@ def size_of(args: argparse.Namespace) -> Size:
     )
 
 
-def build(env: str, args: argparse.Namespace, size: Size) -> Suite:
-    if args.agent == "scripted":
-        coder = player = None
-    else:
-        from .llm import LLMCoder, LLMPlayer, chat_model
+def build(env: str, args: argparse.Namespace, size: Size, chat: ChatModel | None) -> Suite:
+    coder = player = None
+    if chat is not None:
+        from .llm import LLMCoder, LLMPlayer
 
-        chat = chat_model(args.agent, args.model, args.temperature, args.base_url)
         coder = lambda checker: LLMCoder(chat, checker.check)  # noqa: E731
         player = lambda world: LLMPlayer(chat, world)  # noqa: E731
     if env == "humaneval":
@@ -83,19 +83,31 @@ def main(argv: list[str] | None = None) -> int:
                             "model": args.model, "bank": args.bank, "argv": sys.argv[1:],
                             "envs": {}}
     started = time.monotonic()
-    for env in envs:
-        t0 = time.monotonic()
-        suite = build(env, args, size)
-        try:
-            runs = asyncio.run(run_suite(suite, policies, size.epochs, args.seed,
-                                         args.out, progress=not args.no_progress))
-        finally:
-            suite.close()
-        results[env] = {name: run.summary() for name, run in runs.items()}
-        curve = report.plot(args.out / f"{env}-learning-curve.png", env, results[env])
-        meta["envs"][env] = {"train_tasks": len(suite.train), "held_out_tasks": len(suite.held_out),
-                             "bank_memories": len(suite.bank), "curve": str(curve),
-                             "seconds": round(time.monotonic() - t0, 1)}
+    chat = None
+    if args.agent != "scripted":
+        from .llm import chat_model
+
+        chat = chat_model(args.agent, args.model, args.temperature, args.base_url)
+    try:
+        for env in envs:
+            t0 = time.monotonic()
+            suite = build(env, args, size, chat)
+            try:
+                runs = asyncio.run(run_suite(suite, policies, size.epochs, args.seed,
+                                             args.out, progress=not args.no_progress))
+            finally:
+                suite.close()
+            results[env] = {name: run.summary() for name, run in runs.items()}
+            curve = report.plot((args.plot_dir or args.out) / f"{env}-learning-curve.png", env,
+                                results[env])
+            meta["envs"][env] = {
+                "train_tasks": len(suite.train), "held_out_tasks": len(suite.held_out),
+                "bank_memories": len(suite.bank), "curve": str(curve),
+                "seconds": round(time.monotonic() - t0, 1),
+            }
+    finally:
+        if chat is not None:
+            chat.close()
     meta["seconds"] = round(time.monotonic() - started, 1)
     print(report.table(results))
     for env, info in meta["envs"].items():

@@ -24,6 +24,8 @@ HISTORY = 8  # game steps shown to the model
 class ChatModel(Protocol):
     def complete(self, system: str, prompt: str) -> str: ...
 
+    def close(self) -> None: ...
+
 
 class AnthropicChat:
     def __init__(self, model: str | None = None, temperature: float | None = None,
@@ -46,6 +48,9 @@ class AnthropicChat:
         )
         return "".join(getattr(block, "text", "") for block in message.content)
 
+    def close(self) -> None:
+        self.client.close()
+
 
 class OpenAIChat:
     def __init__(self, model: str | None = None, temperature: float | None = None,
@@ -67,6 +72,9 @@ class OpenAIChat:
             **extra,
         )
         return response.choices[0].message.content or ""
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def chat_model(provider: str, model: str | None, temperature: float | None,
