@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from fake_embedder import FakeEmbedder
 
-from memrl import Memory, MemoryConfig, MemoryStore
+from memrl import Embedder, Memory, MemoryConfig, MemoryStore, load_embedder
+
+
+@pytest.fixture(scope="session")
+def real_model() -> Embedder:
+    """The real local embedding model, loaded once per test session."""
+    return load_embedder()
 
 
 @pytest.fixture

@@ -23,9 +23,9 @@ from memrl import (
 )
 
 
-@pytest.fixture(scope="module")
-def model() -> Embedder:
-    return memrl.load_embedder()
+@pytest.fixture
+def model(real_model: Embedder) -> Embedder:
+    return real_model
 
 
 def test_vectors_are_384_d_unit_length(model: Embedder) -> None:

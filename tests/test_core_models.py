@@ -14,26 +14,28 @@ from memrl import (
     MemoryStore,
     ModelMismatchError,
 )
+from memrl.embeddings import PACKAGED_MODEL_ID as REAL
 from memrl.migrations import MIGRATIONS
 from memrl.store import NewMemory
 
 
-def seeded_file(open_memory) -> Memory:
-    memory = open_memory(FakeEmbedder(dim=8, model_id="model-a"))
+def seeded_file(open_memory, real_model) -> Memory:
+    """A file written with the real model (384-d) in namespace 'proj'."""
+    memory = open_memory(real_model)
     memory.store_experience("set up the project", "run make bootstrap", namespace="proj")
     return memory
 
 
-def test_other_model_same_namespace_is_refused(open_memory, snapshot) -> None:
-    first = seeded_file(open_memory)
-    other = open_memory(FakeEmbedder(dim=8, model_id="model-b"))
+def test_other_model_same_namespace_is_refused(real_model, open_memory, snapshot) -> None:
+    first = seeded_file(open_memory, real_model)
+    other = open_memory(FakeEmbedder(dim=384, model_id="model-b"))
     before = snapshot(first.store)
 
-    with pytest.raises(ModelMismatchError, match=r"namespace 'proj' holds vectors of model 'model-a'"):
+    with pytest.raises(ModelMismatchError, match=rf"namespace 'proj' holds vectors of model '{REAL}'"):
         other.store_experience("set up the project", "something else", namespace="proj")
     with pytest.raises(ModelMismatchError, match=r"'model-b': use the same model, or another namespace"):
         other.recall("set up the project", "proj")
-    with pytest.raises(ModelMismatchError, match="holds vectors of model 'model-a'"):
+    with pytest.raises(ModelMismatchError, match=f"holds vectors of model '{REAL}'"):
         other.recall("set up the project", "proj", delta=0.1)
     assert snapshot(first.store) == before
 
@@ -44,18 +46,20 @@ def test_other_model_same_namespace_is_refused(open_memory, snapshot) -> None:
         first.recall("set up the project", "proj-b")
 
 
-def test_other_dimension_is_refused_at_open(open_memory, db_path) -> None:
-    seeded_file(open_memory)
+def test_other_dimension_is_refused_at_open(real_model, open_memory, db_path) -> None:
+    seeded_file(open_memory, real_model)
     with pytest.raises(
-        ModelMismatchError, match="stores 8-dimensional vectors but the embedding model gives 16"
+        ModelMismatchError, match="stores 384-dimensional vectors but the embedding model gives 16"
     ):
         MemoryStore(db_path, 16, "model-16")
 
 
-def test_embedder_and_store_must_agree(open_memory, db_path) -> None:
-    store = open_memory(FakeEmbedder(dim=8, model_id="model-a")).store
-    with pytest.raises(ModelMismatchError, match="store opened for 'model-a'/8d but the embedder"):
-        Memory(store, FakeEmbedder(dim=8, model_id="model-b"))
+def test_embedder_and_store_must_agree(real_model, open_memory, db_path) -> None:
+    store = open_memory(real_model).store
+    with pytest.raises(ModelMismatchError, match=rf"store opened for '{REAL}'/384d but the embedder"):
+        Memory(store, FakeEmbedder(dim=384, model_id="model-b"))
+    with pytest.raises(ModelMismatchError, match=r"384d but the embedder is '.*'/8d"):
+        Memory(store, FakeEmbedder(dim=8, model_id=real_model.model_id))
 
 
 class WrongSizeEmbedder(FakeEmbedder):
@@ -65,25 +69,25 @@ class WrongSizeEmbedder(FakeEmbedder):
         return np.ones((len(texts), self.dim + 1), dtype=np.float32) / np.sqrt(self.dim + 1)
 
 
-def test_vectors_of_the_wrong_dimension_are_refused(open_memory, snapshot) -> None:
-    memory = seeded_file(open_memory)
+def test_vectors_of_the_wrong_dimension_are_refused(real_model, open_memory, snapshot) -> None:
+    memory = seeded_file(open_memory, real_model)
     store = memory.store
     before = snapshot(store)
-    bad = Memory(store, WrongSizeEmbedder(dim=8, model_id="model-a"))
-    with pytest.raises(ModelMismatchError, match="vector has shape \\(9,\\), expected \\(8,\\)"):
+    bad = Memory(store, WrongSizeEmbedder(dim=384, model_id=real_model.model_id))
+    with pytest.raises(ModelMismatchError, match="vector has shape \\(385,\\), expected \\(384,\\)"):
         bad.store_experience("another intent", "another experience", namespace="proj")
-    with pytest.raises(ModelMismatchError, match="vector has shape \\(9,\\), expected \\(8,\\)"):
+    with pytest.raises(ModelMismatchError, match="vector has shape \\(385,\\), expected \\(384,\\)"):
         bad.recall("set up the project", "proj")
     row = NewMemory("proj", "i", "e", "note", "hash", "{}", np.ones(9, dtype=np.float32))
-    with pytest.raises(ModelMismatchError, match="expected \\(8,\\)"):
+    with pytest.raises(ModelMismatchError, match="expected \\(384,\\)"):
         store.insert([row], MemoryConfig())
     assert snapshot(store) == before
 
 
-def test_non_finite_vectors_are_refused(open_memory, snapshot) -> None:
-    store = seeded_file(open_memory).store
+def test_non_finite_vectors_are_refused(real_model, open_memory, snapshot) -> None:
+    store = seeded_file(open_memory, real_model).store
     before = snapshot(store)
-    vec = np.full(8, np.nan, dtype=np.float32)
+    vec = np.full(384, np.nan, dtype=np.float32)
     with pytest.raises(InvalidInputError, match="vector has non-finite values"):
         store.insert([NewMemory("proj", "i", "e", "note", "h", "{}", vec)], MemoryConfig())
     with pytest.raises(InvalidInputError, match="vector has non-finite values"):
@@ -91,23 +95,23 @@ def test_non_finite_vectors_are_refused(open_memory, snapshot) -> None:
     assert snapshot(store) == before
 
 
-def test_reopening_is_idempotent(open_memory, db_path, snapshot, sql) -> None:
-    first = seeded_file(open_memory)
+def test_reopening_is_idempotent(real_model, open_memory, db_path, snapshot, sql) -> None:
+    first = seeded_file(open_memory, real_model)
     assert sql(first.store, "PRAGMA user_version") == [(len(MIGRATIONS),)]
     before = snapshot(first.store)
     for _ in range(3):
-        again = open_memory(FakeEmbedder(dim=8, model_id="model-a"))
+        again = open_memory(real_model)
         assert sql(again.store, "PRAGMA user_version") == [(len(MIGRATIONS),)]
         assert snapshot(again.store) == before
     assert [r.intent for r in again.store.iter_memories()] == ["set up the project"]
     assert sql(again.store, "PRAGMA journal_mode") == [("wal",)]
 
 
-def test_a_newer_schema_is_refused(open_memory, db_path, sql) -> None:
-    store = seeded_file(open_memory).store
+def test_a_newer_schema_is_refused(real_model, open_memory, db_path, sql) -> None:
+    store = seeded_file(open_memory, real_model).store
     store._conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(DatabaseError, match="newer than this memrl understands .*: upgrade memrl"):
-        MemoryStore(db_path, 8, "model-a")
+        MemoryStore(db_path, 384, real_model.model_id)
 
 
 def test_a_file_that_is_not_a_database_is_refused(tmp_path) -> None:

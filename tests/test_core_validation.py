@@ -22,9 +22,9 @@ LIMITS = MemoryConfig(max_intent_chars=50, max_experience_chars=80, max_metadata
 
 
 @pytest.fixture
-def seeded(open_memory) -> tuple[Memory, str]:
-    """A memory with two stored experiences and one open (unreported) task."""
-    memory = open_memory(config=LIMITS)
+def seeded(open_memory, real_model) -> tuple[Memory, str]:
+    """A memory (real model) with two stored experiences and one open (unreported) task."""
+    memory = open_memory(real_model, LIMITS)
     memory.store_experience("fix the build", "pin the compiler version")
     memory.store_experience("fix the tests", "clear the cache first", namespace="other")
     task = memory.recall("fix the build again")

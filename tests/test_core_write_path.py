@@ -1,4 +1,4 @@
-"""The write path: new memories start at Q_init, duplicates return the existing id, and failure
+"""The write path (with the real model): new memories start at Q_init, duplicates return the existing id, and failure
 reflections sent with an outcome become 'failure' memories linked to their task."""
 
 from __future__ import annotations
@@ -8,22 +8,27 @@ import pytest
 from memrl import Experience, MemoryConfig
 
 
-def test_new_memory_starts_at_q_init(open_memory) -> None:
-    memory = open_memory(config=MemoryConfig(q_init=0.25))
+def test_new_memory_starts_at_q_init(real_model, open_memory) -> None:
+    memory = open_memory(real_model, config=MemoryConfig(q_init=0.25))
     stored = memory.store_experience(
         "deploy the service", "1. build 2. push 3. roll out", "note", "ops", metadata={"by": "ci"}
     )
     assert (stored.created, stored.namespace) == (True, "ops")
     row = memory.get(stored.id)
     assert (row.intent, row.experience, row.kind, row.namespace) == (
-        "deploy the service", "1. build 2. push 3. roll out", "note", "ops"
+        "deploy the service",
+        "1. build 2. push 3. roll out",
+        "note",
+        "ops",
     )
     assert (row.q, row.n_updates, row.last_reward, row.metadata) == (0.25, 0, None, {"by": "ci"})
-    assert (row.model_id, row.source_task_id) == ("fake-model", None)
+    assert (row.model_id, row.source_task_id) == (real_model.model_id, None)
 
 
-def test_duplicate_intent_and_experience_returns_the_existing_id(open_memory, sql, snapshot) -> None:
-    memory = open_memory()
+def test_duplicate_intent_and_experience_returns_the_existing_id(
+    real_model, open_memory, sql, snapshot
+) -> None:
+    memory = open_memory(real_model)
     first = memory.store_experience("fix flaky test", "retry with a fixed seed")
     before = snapshot(memory.store)
     again = memory.store_experience("  fix flaky test\n", " retry with a fixed seed ")
@@ -38,39 +43,52 @@ def test_duplicate_intent_and_experience_returns_the_existing_id(open_memory, sq
     assert sql(memory.store, "SELECT count(*) FROM memory_vectors") == [(3,)]
 
 
-def test_duplicate_keeps_its_learned_q(open_memory) -> None:
-    memory = open_memory(config=MemoryConfig(delta=-1.0))
+def test_duplicate_keeps_its_learned_q(real_model, open_memory) -> None:
+    memory = open_memory(real_model, config=MemoryConfig(delta=-1.0))
     mid = memory.store_experience("fix flaky test", "retry").id
     memory.report(memory.recall("fix flaky test").task_id, success=True)
     assert memory.store_experience("fix flaky test", "retry").id == mid
     assert memory.get(mid).q == pytest.approx(0.3)
 
 
-def test_store_many_is_one_batch_with_duplicates_inside(open_memory, sql) -> None:
-    memory = open_memory()
+def test_store_many_is_one_batch_with_duplicates_inside(
+    real_model, open_memory, sql, monkeypatch
+) -> None:
+    memory = open_memory(real_model)
+    batches = []
+    embed = real_model.embed
+    monkeypatch.setattr(real_model, "embed", lambda texts: batches.append(texts) or embed(texts))
     results = memory.store_many(
         [Experience("a", "x"), Experience("b", "y", kind="failure"), Experience("a", "x")]
     )
     assert [r.created for r in results] == [True, True, False]
     assert results[2].id == results[0].id
     assert sql(memory.store, "SELECT intent, kind FROM memories ORDER BY id") == [
-        ("a", "success"), ("b", "failure")
+        ("a", "success"),
+        ("b", "failure"),
     ]
-    assert memory.embedder.calls == 1
+    assert batches == [["a", "b", "a"]]
 
 
 @pytest.mark.parametrize(
-    ("outcome", "kind"), [({"success": False}, "failure"), ({"reward": -0.5}, "failure"),
-                          ({"success": True}, "success")]
+    ("outcome", "kind"),
+    [
+        ({"success": False}, "failure"),
+        ({"reward": -0.5}, "failure"),
+        ({"success": True}, "success"),
+    ],
 )
 def test_reflection_with_an_outcome_is_stored_linked_to_the_task(
-    open_memory, sql, outcome: dict, kind: str
+    real_model, open_memory, sql, outcome: dict, kind: str
 ) -> None:
-    memory = open_memory(config=MemoryConfig(q_init=0.0, delta=-1.0))
-    helper = memory.store_experience("migrate the schema", "add the column first", namespace="db").id
+    memory = open_memory(real_model, config=MemoryConfig(q_init=0.0, delta=-1.0))
+    helper = memory.store_experience(
+        "migrate the schema", "add the column first", namespace="db"
+    ).id
     task = memory.recall("migrate the schema, again", "db")
     result = memory.report(
-        task.task_id, reflection="The lock timed out: run migrations before the app starts.",
+        task.task_id,
+        reflection="The lock timed out: run migrations before the app starts.",
         **outcome,
     )
     assert result.applied is True
@@ -78,7 +96,8 @@ def test_reflection_with_an_outcome_is_stored_linked_to_the_task(
     row = memory.get(result.reflection_id)
     assert (row.kind, row.source_task_id, row.namespace, row.q) == (kind, task.task_id, "db", 0.0)
     assert (row.intent, row.experience) == (
-        "migrate the schema, again", "The lock timed out: run migrations before the app starts."
+        "migrate the schema, again",
+        "The lock timed out: run migrations before the app starts.",
     )
     # the reflection is new: it was not injected, so the outcome did not move its Q
     assert list(result.credited) == [helper]
@@ -87,8 +106,10 @@ def test_reflection_with_an_outcome_is_stored_linked_to_the_task(
     )
 
 
-def test_store_experience_can_link_a_task(open_memory) -> None:
-    memory = open_memory()
+def test_store_experience_can_link_a_task(real_model, open_memory) -> None:
+    memory = open_memory(real_model)
     task = memory.recall("write the release notes")
-    stored = memory.store_experience("write the release notes", "list the merged PRs", task_id=task.task_id)
+    stored = memory.store_experience(
+        "write the release notes", "list the merged PRs", task_id=task.task_id
+    )
     assert memory.get(stored.id).source_task_id == task.task_id
