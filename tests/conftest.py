@@ -62,8 +62,8 @@ def table_snapshot(store: MemoryStore) -> dict[str, Any]:
     names = [
         r[0]
         for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name"
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND (name NOT LIKE 'sqlite%' OR name = 'sqlite_sequence') ORDER BY name"
         )
     ]
     snap: dict[str, Any] = {n: sorted(map(repr, conn.execute(f'SELECT * FROM "{n}"'))) for n in names}
