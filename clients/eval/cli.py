@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 suite.close()
             results[env] = {name: run.summary() for name, run in runs.items()}
+            report.write_attempts(args.out / f"{env}-attempts.jsonl", runs)
             curve = report.plot((args.plot_dir or args.out) / f"{env}-learning-curve.png", env,
                                 results[env])
             meta["envs"][env] = {

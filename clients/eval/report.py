@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +33,15 @@ def table(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
 def write_json(path: Path, results: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": dict(meta), "results": results}, indent=2) + "\n")
+
+
+def write_attempts(path: Path, runs: Mapping[str, Any]) -> None:
+    """One JSON line per attempt (policy, phase, epoch, task, success, injected ids, reused id)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for name, run in runs.items():
+            for a in run.attempts:
+                f.write(json.dumps({"policy": name, **dataclasses.asdict(a)}) + "\n")
 
 
 def plot(path: Path, env: str, policies: Mapping[str, Mapping[str, Any]]) -> Path:

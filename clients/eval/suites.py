@@ -22,7 +22,7 @@ class Size:
 
 
 FULL = Size(humaneval_tasks=None, games_per_type=8, epochs=10)
-QUICK = Size(humaneval_tasks=30, games_per_type=3, epochs=3)
+QUICK = Size(humaneval_tasks=30, games_per_type=3, epochs=4)
 
 
 @dataclass
