@@ -100,6 +100,13 @@ def content_hash(intent: str, experience: str) -> str:
     return hashlib.sha256(f"{intent}\x1f{experience}".encode()).hexdigest()
 
 
+def _unknown_task(task_id: str) -> UnknownTaskError:
+    return UnknownTaskError(
+        f"unknown task id {task_id!r}: pass the task_id that recall_experience returned "
+        "for this task (a recall starts every task)"
+    )
+
+
 def new_task_id() -> str:
     return "t-" + secrets.token_hex(8)
 
@@ -212,23 +219,31 @@ class Memory:
                 )
             return used
 
-        task, new_q, applied = self.store.apply_outcome(
-            task_id, outcome, r, used, self.config.alpha, self.config.learning, credit
+        lesson = None
+        if reflection is not None:
+            lesson = self._reflection_memory(task_id, reflection, r)
+        task, new_q, applied, reflection_id = self.store.apply_outcome(
+            task_id, outcome, r, used, self.config.alpha, self.config.learning, credit,
+            reflection=lesson, config=self.config,
         )
         if task is None:
-            raise UnknownTaskError(
-                f"unknown task id {task_id!r}: pass the task_id that recall_experience returned "
-                "for this task (a recall starts every task)"
-            )
+            raise _unknown_task(task_id)
         if not applied:
             return OutcomeResult(task_id, False, float(task.reward or 0.0), new_q)
-        reflection_id = None
-        if reflection is not None:
-            kind = "success" if r > 0 else "failure"
-            reflection_id = self.store_experience(
-                task.query, reflection, kind, task.namespace, task_id=task_id
-            ).id
         return OutcomeResult(task_id, True, r, new_q, reflection_id)
+
+    def _reflection_memory(self, task_id: str, reflection: str, reward: float) -> NewMemory:
+        """The memory a reflection becomes: filed under the task's own query and namespace."""
+        task = self.store.task(task_id)
+        if task is None:
+            raise _unknown_task(task_id)
+        return NewMemory(
+            namespace=task.namespace, intent=task.query, experience=reflection,
+            kind="success" if reward > 0 else "failure",
+            content_hash=content_hash(task.query, reflection), metadata="{}",
+            vector=self.embedder.embed_query(task.query), source_task_id=task_id,
+            q=self.config.q_init,
+        )
 
     def _reward(self, success: bool | None, reward: float | None) -> tuple[str, float]:
         if success is None and reward is None:

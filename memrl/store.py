@@ -173,36 +173,42 @@ class MemoryStore:
 
     def insert(self, items: Sequence[NewMemory], config: MemoryConfig) -> list[tuple[int, bool]]:
         """Insert memories (one transaction); (id, created) per item, existing id for duplicates."""
-        out: list[tuple[int, bool]] = []
         checked = [self._checked_vector(m.vector) for m in items]
-        now = time.time()
         with self._write() as conn:
-            vectors = []
-            for ns in sorted({m.namespace for m in items}):
-                self._claim_namespace(conn, ns)
-            for m, vector in zip(items, checked):
-                row = conn.execute(
-                    f"INSERT INTO memories({MEMORY_COLUMNS}) "
-                    "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT(namespace, content_hash) DO NOTHING RETURNING id",
-                    (
-                        m.namespace, m.intent, m.experience, m.kind, m.q, m.n_updates,
-                        m.last_reward, m.created_at or now, m.updated_at or now,
-                        m.content_hash, m.metadata, self.model_id, m.source_task_id,
-                    ),
+            return self._insert(conn, items, checked, config)
+
+    def _insert(
+        self, conn: Any, items: Sequence[NewMemory], vectors: Sequence[np.ndarray],
+        config: MemoryConfig,
+    ) -> list[tuple[int, bool]]:
+        out: list[tuple[int, bool]] = []
+        now = time.time()
+        new_vectors = []
+        for ns in sorted({m.namespace for m in items}):
+            self._claim_namespace(conn, ns)
+        for m, vector in zip(items, vectors):
+            row = conn.execute(
+                f"INSERT INTO memories({MEMORY_COLUMNS}) "
+                "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(namespace, content_hash) DO NOTHING RETURNING id",
+                (
+                    m.namespace, m.intent, m.experience, m.kind, m.q, m.n_updates,
+                    m.last_reward, m.created_at or now, m.updated_at or now,
+                    m.content_hash, m.metadata, self.model_id, m.source_task_id,
+                ),
+            ).fetchone()
+            if row is None:
+                existing = conn.execute(
+                    "SELECT id FROM memories WHERE namespace = ? AND content_hash = ?",
+                    (m.namespace, m.content_hash),
                 ).fetchone()
-                if row is None:
-                    existing = conn.execute(
-                        "SELECT id FROM memories WHERE namespace = ? AND content_hash = ?",
-                        (m.namespace, m.content_hash),
-                    ).fetchone()
-                    out.append((int(existing[0]), False))
-                else:
-                    out.append((int(row[0]), True))
-                    vectors.append((int(row[0]), m.namespace, vector))
-            self.index.add_many(conn, vectors)
-            for ns in sorted({m.namespace for m in items}):
-                self._recalibrate_if_due(conn, ns, config)
+                out.append((int(existing[0]), False))
+            else:
+                out.append((int(row[0]), True))
+                new_vectors.append((int(row[0]), m.namespace, vector))
+        self.index.add_many(conn, new_vectors)
+        for ns in sorted({m.namespace for m in items}):
+            self._recalibrate_if_due(conn, ns, config)
         return out
 
     def get(self, memory_ids: Sequence[int]) -> dict[int, MemoryRow]:
@@ -337,20 +343,25 @@ class MemoryStore:
         alpha: float,
         learning: bool,
         check: Any,
-    ) -> tuple[TaskRow | None, dict[int, float], bool]:
+        reflection: NewMemory | None = None,
+        config: MemoryConfig | None = None,
+    ) -> tuple[TaskRow | None, dict[int, float], bool, int | None]:
         """Record a task's outcome and move Q of the credited memories, once.
 
         `check(task_row)` runs inside the write transaction (validation against the ledger)
-        and returns the ids to credit. Returns (task before the update, {id: new q},
-        applied?) where applied is False if the task already had an outcome.
+        and returns the ids to credit. `reflection`, if given, is stored in the same
+        transaction, so an outcome is never recorded without it. Returns (task before the
+        update, {id: new q}, applied?, reflection id) where applied is False if the task
+        already had an outcome (then nothing is written).
         """
+        vector = None if reflection is None else self._checked_vector(reflection.vector)
         with self._write() as conn:
             # Read the clock under the write lock, so reported_at orders the ledger the way
             # the Q updates were applied, also across processes (replayable history).
             now = time.time()
             task = self._task(conn, task_id)
             if task is None or task.reward is not None:
-                return task, self._q_of(conn, task.credited if task else []), False
+                return task, self._q_of(conn, task.credited if task else []), False, None
             credit = check(task)
             marks = ",".join("?" * len(credit))
             if credit:
@@ -377,7 +388,12 @@ class MemoryStore:
                 new_q = {int(r[0]): float(r[1]) for r in rows}
             elif credit:
                 new_q = self._q_of(conn, credit)
-        return task, new_q, True
+            reflection_id = None
+            if reflection is not None and vector is not None:
+                [(reflection_id, _)] = self._insert(
+                    conn, [reflection], [vector], config or MemoryConfig()
+                )
+        return task, new_q, True, reflection_id
 
     @staticmethod
     def _q_of(conn: Any, ids: Sequence[int]) -> dict[int, float]:

@@ -113,3 +113,23 @@ def test_store_experience_can_link_a_task(real_model, open_memory) -> None:
         "write the release notes", "list the merged PRs", task_id=task.task_id
     )
     assert memory.get(stored.id).source_task_id == task.task_id
+
+
+def test_outcome_and_its_reflection_commit_together(open_memory, snapshot, monkeypatch) -> None:
+    """If storing the reflection fails, the outcome is not recorded either: a retry can apply both."""
+    memory = open_memory()
+    memory.store_experience("deploy the web app", "run make deploy", namespace="ns")
+    task = memory.recall("deploy the web app", "ns").task_id
+    before = snapshot(memory.store)
+
+    def broken_insert(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(memory.store, "_insert", broken_insert)
+    with pytest.raises(RuntimeError):
+        memory.report(task, success=False, reflection="make deploy needs VPN; connect first")
+    assert snapshot(memory.store) == before
+    monkeypatch.undo()
+    out = memory.report(task, success=False, reflection="make deploy needs VPN; connect first")
+    assert out.applied and out.reflection_id is not None
+    assert memory.get(out.reflection_id).kind == "failure"
