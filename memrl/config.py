@@ -30,6 +30,7 @@ class MemoryConfig:
     success_reward: float = 1.0
     failure_reward: float = -1.0
     learning: bool = True  # False records outcomes without touching Q (a RAG baseline)
+    redact_secrets: bool = True  # replace credentials by [REDACTED] before anything is stored
     max_intent_chars: int = 4_000
     max_experience_chars: int = 20_000
     max_metadata_chars: int = 10_000

@@ -21,6 +21,7 @@ from .config import MemoryConfig
 from .embeddings import Embedder
 from .errors import InvalidInputError, ModelMismatchError, UnknownTaskError
 from .ranking import Candidate, select
+from .redaction import redact
 from .store import MemoryRow, MemoryStore, NewMemory, TaskRow
 
 DEFAULT_NAMESPACE = "default"
@@ -82,6 +83,7 @@ class StoreResult:
     id: int
     created: bool
     namespace: str
+    redacted: int = 0  # secrets replaced by [REDACTED] before storing
 
 
 @dataclass
@@ -131,6 +133,7 @@ class Memory:
         self.embedder = embedder
         self.config = config or MemoryConfig()
         self._rng = rng or random.Random()
+        self._redactions = 0
 
     # -- recall ---------------------------------------------------------------------------
 
@@ -148,7 +151,7 @@ class Memory:
     ) -> RecallResult:
         """Phase A (similarity gate, top-k1), phase B (value-aware top-k2), logged in the ledger."""
         cfg = self.config
-        query = validation.text("task", task, cfg.max_intent_chars)
+        query = self._clean("task", task, cfg.max_intent_chars)
         namespace = validation.namespace(namespace)
         overrides = {"k1": k1, "k2": k2, "lam": lam, "delta": delta, "epsilon": epsilon}
         params = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
@@ -206,7 +209,7 @@ class Memory:
         outcome, r = self._reward(success, reward)
         used = None if used_ids is None else validation.memory_ids("used_ids", used_ids)
         if reflection is not None:
-            reflection = validation.text("reflection", reflection, self.config.max_experience_chars)
+            reflection = self._clean("reflection", reflection, self.config.max_experience_chars)
 
         def credit(task: TaskRow) -> list[int]:
             if used is None:
@@ -276,7 +279,11 @@ class Memory:
     def store_many(self, items: Iterable[Experience]) -> list[StoreResult]:
         """Validate all, embed in batches, insert in one transaction."""
         cfg = self.config
-        checked = [self._validated(item) for item in items]
+        checked, redactions = [], []
+        for item in items:
+            self._redactions = 0
+            checked.append(self._validated(item))
+            redactions.append(self._redactions)
         if not checked:
             return []
         for task_id in {c.task_id for c, _ in checked if c.task_id is not None}:
@@ -296,20 +303,30 @@ class Memory:
         ]
         results = self.store.insert(rows, cfg)
         return [
-            StoreResult(mid, created, c.namespace) for (mid, created), (c, _) in zip(results, checked)
+            StoreResult(mid, created, c.namespace, redactions[i])
+            for i, ((mid, created), (c, _)) in enumerate(zip(results, checked))
         ]
 
     def _validated(self, item: Experience) -> tuple[Experience, str]:
-        """The item with its texts stripped and checked, and its metadata as JSON text."""
+        """The item with its texts stripped, checked and redacted, and its metadata as JSON text."""
         cfg = self.config
         checked = Experience(
-            intent=validation.text("intent", item.intent, cfg.max_intent_chars),
-            experience=validation.text("experience", item.experience, cfg.max_experience_chars),
+            intent=self._clean("intent", item.intent, cfg.max_intent_chars),
+            experience=self._clean("experience", item.experience, cfg.max_experience_chars),
             kind=validation.kind(item.kind),
             namespace=validation.namespace(item.namespace),
             task_id=None if item.task_id is None else validation.task_id(item.task_id),
         )
         return checked, validation.metadata(item.metadata, cfg.max_metadata_chars)
+
+    def _clean(self, name: str, value: object, max_chars: int) -> str:
+        """A validated text with secrets redacted (counted in self._redactions)."""
+        text = validation.text(name, value, max_chars)
+        if not self.config.redact_secrets:
+            return text
+        text, n = redact(text)
+        self._redactions += n
+        return text
 
     def get(self, memory_id: int) -> MemoryRow | None:
         return self.store.get([memory_id]).get(memory_id)

@@ -297,8 +297,14 @@ def _add_tools(
             if out.created
             else (f"Already stored as memory {out.id}; nothing added.")
         )
+        if out.redacted:
+            message += f" {out.redacted} secret(s) were replaced by [REDACTED]; never store credentials."
         return StoreOutput(
-            id=out.id, created=out.created, namespace=out.namespace, message=message
+            id=out.id,
+            created=out.created,
+            namespace=out.namespace,
+            redacted=out.redacted,
+            message=message,
         )
 
 

@@ -29,7 +29,7 @@ def test_store_recall_report_stats(tmp_path: Path):
     db = tmp_path / "m.db"
     stored = ok(memrl(db, "store", "--intent", "release a new version to PyPI",
                       "--experience", "bump version, tag, python -m build, twine upload"))
-    assert stored == {"id": 1, "created": True, "namespace": "cli-ns"}
+    assert stored == {"id": 1, "created": True, "namespace": "cli-ns", "redacted": 0}
     recall = ok(memrl(db, "recall", "publish the package to PyPI"))
     assert [m["id"] for m in recall["memories"]] == [1]
     report = ok(memrl(db, "report", recall["task_id"], "--success", "--used", "1"))
