@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from memrl_clients.eval import cli
 from memrl_clients.eval.common import MemoryDraft, Outcome, Recalled, Task
 from memrl_clients.eval.harness import POLICIES, run_policy

@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-
 from memrl_clients.eval import humaneval, memtext, textworld
 from memrl_clients.eval.common import Recalled, Task
 from memrl_clients.eval.llm import LLMCoder, LLMPlayer, chat_model, pick_action
@@ -25,7 +24,7 @@ class FakeEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 endpoint.requests.append((self.path, body))
                 text = endpoint.reply(self.path, body)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from memrl_clients.eval import metrics
 from memrl_clients.eval.harness import Attempt, PolicyRun
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from memrl_clients.eval import humaneval, memtext, scripted, textworld
 from memrl_clients.eval.bank import build_bank
 from memrl_clients.eval.common import Recalled, Task, short_hash

@@ -66,8 +66,8 @@ def build(env: str, args: argparse.Namespace, size: Size, chat: ChatModel | None
     if chat is not None:
         from .llm import LLMCoder, LLMPlayer
 
-        coder = lambda checker: LLMCoder(chat, checker.check)  # noqa: E731
-        player = lambda world: LLMPlayer(chat, world)  # noqa: E731
+        coder = lambda checker: LLMCoder(chat, checker.check)
+        player = lambda world: LLMPlayer(chat, world)
     if env == "humaneval":
         return humaneval_suite(args.seed, size, coder, args.bank)
     return textworld_suite(args.seed, size, player, args.bank)

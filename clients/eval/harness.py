@@ -104,7 +104,7 @@ async def run_policy(
             await _train_step(run, agent, memory, task, (seed, task.env, task.task_id, epoch), epoch)
             tick()
     for task in held_out:
-        task_id, injected = await memory.recall(task.query)
+        _, injected = await memory.recall(task.query)  # frozen: no report, no store
         outcome = agent.attempt(task, injected, (seed, task.env, task.task_id, TRANSFER))
         run.attempts.append(Attempt(TRANSFER, 0, task.task_id, outcome.success,
                                     tuple(m.id for m in injected), outcome.reused))

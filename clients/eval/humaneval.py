@@ -94,9 +94,10 @@ def entry_function(module_source: str, entry_point: str) -> ast.FunctionDef:
 
 def strip_docstring(fn: ast.FunctionDef) -> ast.FunctionDef:
     body = fn.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        if isinstance(body[0].value.value, str) and len(body) > 1:
-            fn.body = body[1:]
+    first = body[0] if body else None
+    if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str) and len(body) > 1):
+        fn.body = body[1:]
     return fn
 
 
@@ -121,6 +122,7 @@ def _run(source: str, timeout: float) -> CheckResult:
                 capture_output=True,
                 text=True,
                 timeout=timeout,
+                check=False,
                 env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"},
             )
         except subprocess.TimeoutExpired:

@@ -17,7 +17,7 @@ from . import humaneval, memtext, textworld
 from .common import MemoryDraft, Outcome, Recalled, Task, short_hash
 
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o-mini"}
-CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
+CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 HISTORY = 8  # game steps shown to the model
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-HEADER = re.compile(r"^(Solved|Failed) `(?P<subject>.+?)` \(approach (?P<approach>\w+)\)", re.M)
-BLOCK = re.compile(r"```(?:python|text)?\n(?P<body>.*?)\n```", re.S)
+HEADER = re.compile(r"^(Solved|Failed) `(?P<subject>.+?)` \(approach (?P<approach>\w+)\)", re.MULTILINE)
+BLOCK = re.compile(r"```(?:python|text)?\n(?P<body>.*?)\n```", re.DOTALL)
 
 
 @dataclass(frozen=True)

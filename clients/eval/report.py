@@ -11,6 +11,9 @@ from typing import Any
 from .harness import POLICIES
 
 LABELS = {p.name: p.label for p in POLICIES}
+# lambda 0 injects exactly what RAG injects, so their lines coincide: styles keep both visible.
+STYLES = {"no_memory": ("-", "o", 5), "rag": ("--", "s", 8), "memrl": ("-", "o", 5),
+          "lam0": (":", "x", 6), "lam1": ("-.", "^", 5)}
 COLUMNS = ("last", "csr", "forgetting", "transfer_sr", "q_success_r")
 
 
@@ -54,7 +57,9 @@ def plot(path: Path, env: str, policies: Mapping[str, Mapping[str, Any]]) -> Pat
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for name, s in policies.items():
         sr = s["sr_per_epoch"]
-        ax.plot(range(1, len(sr) + 1), sr, marker="o", label=LABELS.get(name, name))
+        style, marker, size = STYLES.get(name, ("-", "o", 5))
+        ax.plot(range(1, len(sr) + 1), sr, linestyle=style, marker=marker, markersize=size,
+                fillstyle="none" if name == "rag" else "full", label=LABELS.get(name, name))
     ax.set_xlabel("epoch")
     ax.set_ylabel("success rate")
     ax.set_title(f"{env}: runtime learning")
