@@ -24,10 +24,25 @@ from .paths import default_db_path
 from .store import MemoryStore
 
 __all__ = [
-    "DEFAULT_NAMESPACE", "DatabaseError", "Embedder", "Experience", "InvalidInputError",
-    "Memory", "MemoryConfig", "MemoryStore", "MemrlError", "ModelMismatchError",
-    "ModelUnavailableError", "OutcomeResult", "RecallResult", "StoreResult",
-    "UnknownMemoryError", "UnknownTaskError", "default_db_path", "load_embedder", "open_memory",
+    "DEFAULT_NAMESPACE",
+    "DatabaseError",
+    "Embedder",
+    "Experience",
+    "InvalidInputError",
+    "Memory",
+    "MemoryConfig",
+    "MemoryStore",
+    "MemrlError",
+    "ModelMismatchError",
+    "ModelUnavailableError",
+    "OutcomeResult",
+    "RecallResult",
+    "StoreResult",
+    "UnknownMemoryError",
+    "UnknownTaskError",
+    "default_db_path",
+    "load_embedder",
+    "open_memory",
 ]
 
 

@@ -23,7 +23,7 @@ import shutil
 import threading
 from importlib import resources
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import platformdirs
@@ -85,7 +85,7 @@ class FastEmbedEmbedder:
         self.model_id = model_id
         self.dim = DIM
         self._lock = threading.Lock()  # one ONNX run at a time keeps RSS flat on 2 cores
-        kwargs: dict[str, object] = {"threads": threads}
+        kwargs: dict[str, Any] = {"threads": threads}
         if model_dir is not None:
             kwargs["specific_model_path"] = str(model_dir)
         try:

@@ -153,7 +153,13 @@ class Memory:
         cfg = self.config
         query = self._clean("task", task, cfg.max_intent_chars)
         namespace = validation.namespace(namespace)
-        overrides = {"k1": k1, "k2": k2, "lam": lam, "delta": delta, "epsilon": epsilon}
+        overrides: dict[str, Any] = {
+            "k1": k1,
+            "k2": k2,
+            "lam": lam,
+            "delta": delta,
+            "epsilon": epsilon,
+        }
         params = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
         if task_id is None:
             task_id = new_task_id()
@@ -172,14 +178,27 @@ class Memory:
             task_id,
             namespace,
             query,
-            {"k1": params.k1, "k2": params.k2, "lam": params.lam, "delta": gate,
-             "epsilon": params.epsilon},
+            {
+                "k1": params.k1,
+                "k2": params.k2,
+                "lam": params.lam,
+                "delta": gate,
+                "epsilon": params.epsilon,
+            },
             selection,
         )
         rows = self.store.get([s.memory_id for s in selection.ranked])
         ranked = [
-            Recalled(s.memory_id, rows[s.memory_id].kind, rows[s.memory_id].intent,
-                     rows[s.memory_id].experience, s.q, s.similarity, s.score, s.injected)
+            Recalled(
+                s.memory_id,
+                rows[s.memory_id].kind,
+                rows[s.memory_id].intent,
+                rows[s.memory_id].experience,
+                s.q,
+                s.similarity,
+                s.score,
+                s.injected,
+            )
             for s in selection.ranked
             if s.memory_id in rows
         ]
@@ -226,8 +245,15 @@ class Memory:
         if reflection is not None:
             lesson = self._reflection_memory(task_id, reflection, r)
         task, new_q, applied, reflection_id = self.store.apply_outcome(
-            task_id, outcome, r, used, self.config.alpha, self.config.learning, credit,
-            reflection=lesson, config=self.config,
+            task_id,
+            outcome,
+            r,
+            used,
+            self.config.alpha,
+            self.config.learning,
+            credit,
+            reflection=lesson,
+            config=self.config,
         )
         if task is None:
             raise _unknown_task(task_id)
@@ -241,10 +267,14 @@ class Memory:
         if task is None:
             raise _unknown_task(task_id)
         return NewMemory(
-            namespace=task.namespace, intent=task.query, experience=reflection,
+            namespace=task.namespace,
+            intent=task.query,
+            experience=reflection,
             kind="success" if reward > 0 else "failure",
-            content_hash=content_hash(task.query, reflection), metadata="{}",
-            vector=self.embedder.embed_query(task.query), source_task_id=task_id,
+            content_hash=content_hash(task.query, reflection),
+            metadata="{}",
+            vector=self.embedder.embed_query(task.query),
+            source_task_id=task_id,
             q=self.config.q_init,
         )
 
@@ -274,7 +304,9 @@ class Memory:
         metadata: dict[str, Any] | None = None,
     ) -> StoreResult:
         """Store one experience with Q_init; the same intent + experience again returns its id."""
-        return self.store_many([Experience(intent, experience, kind, namespace, task_id, metadata)])[0]
+        return self.store_many(
+            [Experience(intent, experience, kind, namespace, task_id, metadata)]
+        )[0]
 
     def store_many(self, items: Iterable[Experience]) -> list[StoreResult]:
         """Validate all, embed in batches, insert in one transaction."""
@@ -295,9 +327,15 @@ class Memory:
         vectors = self.embedder.embed([c.intent for c, _ in checked])
         rows = [
             NewMemory(
-                namespace=c.namespace, intent=c.intent, experience=c.experience, kind=c.kind,
-                content_hash=content_hash(c.intent, c.experience), metadata=meta,
-                vector=v, source_task_id=c.task_id, q=cfg.q_init,
+                namespace=c.namespace,
+                intent=c.intent,
+                experience=c.experience,
+                kind=c.kind,
+                content_hash=content_hash(c.intent, c.experience),
+                metadata=meta,
+                vector=v,
+                source_task_id=c.task_id,
+                q=cfg.q_init,
             )
             for (c, meta), v in zip(checked, vectors)
         ]

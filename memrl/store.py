@@ -178,7 +178,10 @@ class MemoryStore:
             return self._insert(conn, items, checked, config)
 
     def _insert(
-        self, conn: Any, items: Sequence[NewMemory], vectors: Sequence[np.ndarray],
+        self,
+        conn: Any,
+        items: Sequence[NewMemory],
+        vectors: Sequence[np.ndarray],
         config: MemoryConfig,
     ) -> list[tuple[int, bool]]:
         out: list[tuple[int, bool]] = []
@@ -192,9 +195,19 @@ class MemoryStore:
                 "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(namespace, content_hash) DO NOTHING RETURNING id",
                 (
-                    m.namespace, m.intent, m.experience, m.kind, m.q, m.n_updates,
-                    m.last_reward, m.created_at or now, m.updated_at or now,
-                    m.content_hash, m.metadata, self.model_id, m.source_task_id,
+                    m.namespace,
+                    m.intent,
+                    m.experience,
+                    m.kind,
+                    m.q,
+                    m.n_updates,
+                    m.last_reward,
+                    m.created_at or now,
+                    m.updated_at or now,
+                    m.content_hash,
+                    m.metadata,
+                    self.model_id,
+                    m.source_task_id,
                 ),
             ).fetchone()
             if row is None:
@@ -224,7 +237,8 @@ class MemoryStore:
     def iter_memories(self, namespace: str | None = None, batch: int = 500) -> Iterator[MemoryRow]:
         last = 0
         while True:
-            where, args = "id > ?", [last]
+            where = "id > ?"
+            args: list[object] = [last]
             if namespace is not None:
                 where, args = "id > ? AND namespace = ?", [last, namespace]
             with self._read() as conn:
@@ -255,9 +269,7 @@ class MemoryStore:
 
     # -- retrieval --------------------------------------------------------------------------
 
-    def nearest(
-        self, query: np.ndarray, namespace: str, k: int
-    ) -> list[tuple[int, float, float]]:
+    def nearest(self, query: np.ndarray, namespace: str, k: int) -> list[tuple[int, float, float]]:
         """Phase A's raw material: the k nearest memories as (id, similarity, q), best first."""
         query = self._checked_vector(query)
         with self._read() as conn:
@@ -291,9 +303,18 @@ class MemoryStore:
                 "delta, epsilon, explored, selection_prob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(task_id) DO NOTHING RETURNING task_id",
                 (
-                    task_id, namespace, query, self.model_id, time.time(), params["k1"],
-                    params["k2"], params["lam"], params["delta"], params["epsilon"],
-                    int(selection.explored), selection.selection_prob,
+                    task_id,
+                    namespace,
+                    query,
+                    self.model_id,
+                    time.time(),
+                    params["k1"],
+                    params["k2"],
+                    params["lam"],
+                    params["delta"],
+                    params["epsilon"],
+                    int(selection.explored),
+                    selection.selection_prob,
                 ),
             ).fetchone()
             if inserted is None:  # checked here too: another process may have taken the id
@@ -309,7 +330,10 @@ class MemoryStore:
 
     def task_exists(self, task_id: str) -> bool:
         with self._read() as conn:
-            return conn.execute("SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone() is not None
+            return (
+                conn.execute("SELECT 1 FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+                is not None
+            )
 
     def task(self, task_id: str) -> TaskRow | None:
         with self._read() as conn:
@@ -329,7 +353,11 @@ class MemoryStore:
             (task_id,),
         ).fetchall()
         return TaskRow(
-            task_id=row[0], namespace=row[1], query=row[2], outcome=row[3], reward=row[4],
+            task_id=row[0],
+            namespace=row[1],
+            query=row[2],
+            outcome=row[3],
+            reward=row[4],
             injected=[int(c[0]) for c in cands if c[1]],
             credited=[int(c[0]) for c in cands if c[2]],
         )
@@ -423,7 +451,14 @@ class MemoryStore:
                 args,
             ).fetchall()
         keys = (
-            "namespace", "model_id", "delta", "memories", "mean_q", "failure_memories",
-            "tasks", "tasks_reported", "success_rate",
+            "namespace",
+            "model_id",
+            "delta",
+            "memories",
+            "mean_q",
+            "failure_memories",
+            "tasks",
+            "tasks_reported",
+            "success_rate",
         )
         return [dict(zip(keys, r)) for r in rows]

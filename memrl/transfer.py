@@ -46,9 +46,7 @@ class ImportReport:
 
 def export_lines(memory: Memory, namespace: str | None = None) -> Iterator[str]:
     for row in memory.store.iter_memories(namespace):
-        yield json.dumps(
-            {f: getattr(row, f) for f in EXPORT_FIELDS}, ensure_ascii=False
-        )
+        yield json.dumps({f: getattr(row, f) for f in EXPORT_FIELDS}, ensure_ascii=False)
 
 
 def export_jsonl(memory: Memory, out: IO[str], namespace: str | None = None) -> int:
@@ -59,26 +57,18 @@ def export_jsonl(memory: Memory, out: IO[str], namespace: str | None = None) -> 
     return count
 
 
-def _number(
-    record: dict[str, Any], key: str, lo: float, hi: float, default: float | None
-) -> Any:
+def _number(record: dict[str, Any], key: str, lo: float, hi: float, default: float | None) -> Any:
     value = record.get(key, default)
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-    ):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InvalidInputError(f"{key} must be a finite number, got {value!r}")
     if not lo <= value <= hi:
         raise InvalidInputError(f"{key} must be in [{lo}, {hi}], got {value!r}")
     return value
 
 
-def _parse(
-    line: str, memory: Memory, namespace: str | None
-) -> tuple[dict[str, Any], str]:
+def _parse(line: str, memory: Memory, namespace: str | None) -> tuple[dict[str, Any], str]:
     cfg = memory.config
     record = json.loads(line)
     if not isinstance(record, dict):
@@ -111,7 +101,7 @@ def import_jsonl(
             parsed.append(_parse(line, memory, namespace))
         except (json.JSONDecodeError, InvalidInputError, TypeError, ValueError) as e:
             raise InvalidInputError(f"line {number}: {e}; nothing was imported") from e
-    rows = []
+    rows: list[NewMemory] = []
     for start in range(0, len(parsed), BATCH):
         chunk = parsed[start : start + BATCH]
         vectors = memory.embedder.embed([f["intent"] for f, _ in chunk])
@@ -126,6 +116,4 @@ def import_jsonl(
         )
     results = memory.store.insert(rows, memory.config) if rows else []
     created = sum(1 for _, c in results if c)
-    return ImportReport(
-        read=len(parsed), created=created, skipped_duplicates=len(parsed) - created
-    )
+    return ImportReport(read=len(parsed), created=created, skipped_duplicates=len(parsed) - created)

@@ -79,9 +79,7 @@ async def _call(runtime: MemoryRuntime, fn: Callable[[Memory], T]) -> T:
         raise ToolError(str(e)) from e
     except Exception as e:
         log.exception("internal error")
-        raise ToolError(
-            "internal error in the memory server; details are in its log"
-        ) from e
+        raise ToolError("internal error in the memory server; details are in its log") from e
 
 
 def build_server(
@@ -122,9 +120,7 @@ def _version() -> str:
 
 NamespaceArg = Annotated[
     str | None,
-    Field(
-        description="Memory scope; default: the current project (its git repository)"
-    ),
+    Field(description="Memory scope; default: the current project (its git repository)"),
 ]
 
 
@@ -172,9 +168,9 @@ def _add_tools(
             memories=[
                 RecalledMemory(
                     id=r.id,
-                    kind=r.kind,
+                    kind=r.kind,  # type: ignore[arg-type]
                     intent=r.intent,
-                    experience=r.experience,  # type: ignore[arg-type]
+                    experience=r.experience,
                     q=r.q,
                     similarity=r.similarity,
                     score=r.score,
@@ -196,17 +192,11 @@ def _add_tools(
         ),
     )
     async def report_outcome(
-        task_id: Annotated[
-            str, Field(description="The task_id recall_experience returned")
-        ],
-        success: Annotated[
-            bool | None, Field(description="Did the task succeed?")
-        ] = None,
+        task_id: Annotated[str, Field(description="The task_id recall_experience returned")],
+        success: Annotated[bool | None, Field(description="Did the task succeed?")] = None,
         reward: Annotated[
             float | None,
-            Field(
-                description="Instead of success: a reward in [-1, 1]", ge=-1.0, le=1.0
-            ),
+            Field(description="Instead of success: a reward in [-1, 1]", ge=-1.0, le=1.0),
         ] = None,
         used_ids: Annotated[
             list[int] | None,
@@ -236,9 +226,7 @@ def _add_tools(
             task_id=out.task_id,
             status="updated" if out.applied else "already_reported",
             reward=out.reward,
-            credited=[
-                CreditedMemory(id=i, q=q) for i, q in sorted(out.credited.items())
-            ],
+            credited=[CreditedMemory(id=i, q=q) for i, q in sorted(out.credited.items())],
             reflection_id=out.reflection_id,
             message=out.message,
         )
@@ -278,9 +266,7 @@ def _add_tools(
             ),
         ] = "success",
         namespace: NamespaceArg = None,
-        task_id: Annotated[
-            str | None, Field(description="The task this came from, if any")
-        ] = None,
+        task_id: Annotated[str | None, Field(description="The task this came from, if any")] = None,
         metadata: Annotated[
             dict[str, Any] | None, Field(description="Free-form JSON object")
         ] = None,
@@ -298,7 +284,9 @@ def _add_tools(
             else (f"Already stored as memory {out.id}; nothing added.")
         )
         if out.redacted:
-            message += f" {out.redacted} secret(s) were replaced by [REDACTED]; never store credentials."
+            message += (
+                f" {out.redacted} secret(s) were replaced by [REDACTED]; never store credentials."
+            )
         return StoreOutput(
             id=out.id,
             created=out.created,

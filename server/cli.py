@@ -41,9 +41,7 @@ def _config(args: argparse.Namespace) -> MemoryConfig:
 
 
 def _namespace(args: argparse.Namespace) -> str:
-    return (
-        args.namespace or os.environ.get("MEMRL_NAMESPACE") or namespace_for(Path.cwd())
-    )
+    return args.namespace or os.environ.get("MEMRL_NAMESPACE") or namespace_for(Path.cwd())
 
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
@@ -60,21 +58,15 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db", help="database file (env MEMRL_DB; default: the user data directory)"
-    )
-    p.add_argument(
-        "--namespace", help="memory scope (env MEMRL_NAMESPACE; default: this git repo)"
-    )
+    p.add_argument("--db", help="database file (env MEMRL_DB; default: the user data directory)")
+    p.add_argument("--namespace", help="memory scope (env MEMRL_NAMESPACE; default: this git repo)")
     p.add_argument(
         "--model-dir",
         help="directory with model.onnx + tokenizer.json (env MEMRL_MODEL_DIR)",
     )
     p.add_argument("--alpha", type=float, help="learning rate (default 0.3)")
     p.add_argument("--lam", type=float, help="weight of Q in selection (default 0.5)")
-    p.add_argument(
-        "--q-init", type=float, dest="q_init", help="Q of a new memory (default 0)"
-    )
+    p.add_argument("--q-init", type=float, dest="q_init", help="Q of a new memory (default 0)")
     p.add_argument("--k1", type=int, help="phase-A candidate pool size (default 5)")
     p.add_argument("--k2", type=int, help="memories injected (default 3)")
     p.add_argument(
@@ -82,20 +74,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         type=float,
         help="similarity gate (default: calibrated per namespace)",
     )
-    p.add_argument(
-        "--epsilon", type=float, help="epsilon-greedy exploration (default 0)"
-    )
-    p.add_argument(
-        "--no-learning", action="store_true", help="record outcomes, leave Q unchanged"
-    )
+    p.add_argument("--epsilon", type=float, help="epsilon-greedy exploration (default 0)")
+    p.add_argument("--no-learning", action="store_true", help="record outcomes, leave Q unchanged")
     p.add_argument("--log-level", default=os.environ.get("MEMRL_LOG_LEVEL", "INFO"))
-    p.add_argument(
-        "--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)"
-    )
+    p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
-    p.add_argument(
-        "--token", help="bearer token required over HTTP (env MEMRL_HTTP_TOKEN)"
-    )
+    p.add_argument("--token", help="bearer token required over HTTP (env MEMRL_HTTP_TOKEN)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,9 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the MCP server (stdio, or --http)")
     _common(p)
-    p.add_argument(
-        "--http", action="store_true", help="serve streamable HTTP instead of stdio"
-    )
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
 
     p = sub.add_parser("recall", help="recall memories for a task")
     _common(p)
@@ -143,9 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("file", help="a file written by `memrl export` ('-' for stdin)")
 
-    p = sub.add_parser(
-        "forget", help="delete memories by id (the ledger keeps its history)"
-    )
+    p = sub.add_parser("forget", help="delete memories by id (the ledger keeps its history)")
     _common(p)
     p.add_argument("ids", nargs="+", type=int)
 
@@ -162,9 +142,7 @@ def _open(args: argparse.Namespace) -> Memory:
     settings = settings_from(args)
     from memrl import load_embedder
 
-    return open_memory(
-        settings.db_path, settings.memory, load_embedder(settings.model_dir)
-    )
+    return open_memory(settings.db_path, settings.memory, load_embedder(settings.model_dir))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 from memrl import Memory
 
 NAMESPACE = "demo"
-HELPFUL = "Install the project in editable mode (pip install -e .) in the active venv, then rerun pytest."
+HELPFUL = (
+    "Install the project in editable mode (pip install -e .) in the active venv, then rerun pytest."
+)
 EXPERIENCES = [
     (
         "pytest fails with ModuleNotFoundError for the project's own package",
@@ -51,9 +53,7 @@ def _line(text: str) -> None:
 
 
 def run_demo(memory: Memory, rounds: int = 8) -> None:
-    ids = [
-        memory.store_experience(i, e, "success", NAMESPACE).id for i, e in EXPERIENCES
-    ]
+    ids = [memory.store_experience(i, e, "success", NAMESPACE).id for i, e in EXPERIENCES]
     helpful_id = ids[-1]
     _line(
         f"Stored {len(ids)} similar-looking experiences in namespace '{NAMESPACE}' "
@@ -69,16 +69,12 @@ def run_demo(memory: Memory, rounds: int = 8) -> None:
         task = TASKS[n % len(TASKS)]
         recall = memory.recall(task, NAMESPACE)
         if not recall.injected:
-            _line(
-                f"task {n + 1}: nothing passed the similarity gate (delta={recall.delta:.2f})"
-            )
+            _line(f"task {n + 1}: nothing passed the similarity gate (delta={recall.delta:.2f})")
             continue
         injected = [m.id for m in recall.injected]
         success = helpful_id in injected
         wins.append(success)
-        memory.report(
-            recall.task_id, success=success, used_ids=[helpful_id] if success else None
-        )
+        memory.report(recall.task_id, success=success, used_ids=[helpful_id] if success else None)
         ranking = "  ".join(
             f"{'*' if c.injected else ' '}#{c.id}(sim {c.similarity:.2f}, Q {c.q:+.2f})"
             for c in recall.candidates
@@ -92,6 +88,4 @@ def run_demo(memory: Memory, rounds: int = 8) -> None:
         mark = "  <- the helpful one" if mid == helpful_id else ""
         q = final[mid].q if mid in final else memory.get(mid).q  # type: ignore[union-attr]
         _line(f"  memory {mid}: Q = {q:+.3f}{mark}")
-    _line(
-        f"\nSuccess: {sum(wins)}/{len(wins)} tasks; first {wins[:2]}, last {wins[-2:]}."
-    )
+    _line(f"\nSuccess: {sum(wins)}/{len(wins)} tasks; first {wins[:2]}, last {wins[-2:]}.")

@@ -79,7 +79,5 @@ async def serve_http(server: MCPServer[Any], settings: ServerSettings) -> None:
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
     )
-    log.info(
-        "serving streamable HTTP on http://%s:%d/mcp", settings.host, settings.port
-    )
+    log.info("serving streamable HTTP on http://%s:%d/mcp", settings.host, settings.port)
     await uvicorn.Server(config).serve()

@@ -8,9 +8,7 @@ from pydantic import BaseModel, Field
 
 
 class RecalledMemory(BaseModel):
-    id: int = Field(
-        description="Memory id; pass it in used_ids when reporting the outcome"
-    )
+    id: int = Field(description="Memory id; pass it in used_ids when reporting the outcome")
     kind: Literal["success", "failure", "note"] = Field(
         description="success: a reusable script; failure: a reflection on what to avoid"
     )
@@ -19,9 +17,7 @@ class RecalledMemory(BaseModel):
     q: float = Field(
         description="Learned utility in [-1, 1]: how often injecting it led to success"
     )
-    similarity: float = Field(
-        description="Cosine similarity of its intent to this task"
-    )
+    similarity: float = Field(description="Cosine similarity of its intent to this task")
     score: float = Field(description="Phase-B score mixing z(similarity) and z(q)")
 
 
@@ -29,9 +25,7 @@ class RecallOutput(BaseModel):
     task_id: str = Field(description="Pass this to report_outcome when the task ends")
     namespace: str
     delta: float = Field(description="The similarity gate in force for this namespace")
-    memories: list[RecalledMemory] = Field(
-        description="Injected experiences, most useful first"
-    )
+    memories: list[RecalledMemory] = Field(description="Injected experiences, most useful first")
     candidates: int = Field(description="How many memories passed the similarity gate")
     message: str
 
@@ -55,10 +49,9 @@ class OutcomeOutput(BaseModel):
 
 class StoreOutput(BaseModel):
     id: int
-    created: bool = Field(
-        description="False when the same intent + experience was already stored"
-    )
+    created: bool = Field(description="False when the same intent + experience was already stored")
     namespace: str
+    redacted: int = Field(default=0, description="Secrets replaced by [REDACTED] before storing")
     message: str
 
 

@@ -51,9 +51,7 @@ class MemoryRuntime:
             if self._users == 1:
                 self._ready.clear()
                 self._memory, self._error = None, None
-                threading.Thread(
-                    target=self._load, name="memrl-model-loader", daemon=True
-                ).start()
+                threading.Thread(target=self._load, name="memrl-model-loader", daemon=True).start()
 
     def release(self) -> None:
         """Close the database when the last session (lifespan) using it ends."""
@@ -77,7 +75,7 @@ class MemoryRuntime:
                 embedder.model_id,
                 self.settings.db_path,
             )
-        except BaseException as e:  # reported to every caller, not swallowed
+        except BaseException as e:  # noqa: BLE001 -- reported to every caller, not swallowed
             self._error = e
             log.error("memory failed to start: %s", e)
         finally:
@@ -90,15 +88,11 @@ class MemoryRuntime:
     async def memory(self) -> Memory:
         """The loaded Memory, waiting (bounded) while the model loads."""
         if not self._ready.is_set():
-            await anyio.to_thread.run_sync(
-                self._ready.wait, self.settings.model_wait_seconds
-            )
+            await anyio.to_thread.run_sync(self._ready.wait, self.settings.model_wait_seconds)
         if self._error is not None:
             if isinstance(self._error, MemrlError):
                 raise self._error
-            raise ModelNotReady(
-                f"the memory failed to start: {self._error}"
-            ) from self._error
+            raise ModelNotReady(f"the memory failed to start: {self._error}") from self._error
         if self._memory is None:
             raise ModelNotReady(
                 f"the embedding model is still loading after {self.settings.model_wait_seconds:.0f}s; "

@@ -41,9 +41,7 @@ def serve_args(db: Path, *extra: str) -> list[str]:
     return ["-m", "memrl_server", "serve", "--db", str(db), *extra]
 
 
-def stdio_params(
-    db: Path, *extra: str, cwd: Path | None = None
-) -> StdioServerParameters:
+def stdio_params(db: Path, *extra: str, cwd: Path | None = None) -> StdioServerParameters:
     return StdioServerParameters(
         command=sys.executable,
         args=serve_args(db, *extra),
@@ -107,17 +105,11 @@ async def learning_loop(client: Client, namespace: str) -> dict[str, Any]:
     first = await call(client, "recall_experience", task=TASK, namespace=namespace, k=1)
     assert [m["id"] for m in first["memories"]] == [ids[0]]
     assert first["memories"][0]["q"] == 0.0
-    outcome = await call(
-        client, "report_outcome", task_id=first["task_id"], success=False
-    )
+    outcome = await call(client, "report_outcome", task_id=first["task_id"], success=False)
     assert outcome["status"] == "updated"
     assert outcome["credited"] == [{"id": ids[0], "q": -0.3}]
-    again = await call(
-        client, "report_outcome", task_id=first["task_id"], success=False
-    )
+    again = await call(client, "report_outcome", task_id=first["task_id"], success=False)
     assert again["status"] == "already_reported"
-    second = await call(
-        client, "recall_experience", task=TASK, namespace=namespace, k=1
-    )
+    second = await call(client, "recall_experience", task=TASK, namespace=namespace, k=1)
     assert [m["id"] for m in second["memories"]] == [ids[1]]
     return {"ids": ids, "first": first, "second": second}

@@ -8,15 +8,27 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from mcp_helpers import server_env
 
 
 def memrl(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "memrl_server", *args[:1], "--db", str(db), "--namespace", "cli-ns",
-         *args[1:]],
-        env=server_env(), capture_output=True, text=True, timeout=120, input=stdin,
+        [
+            sys.executable,
+            "-m",
+            "memrl_server",
+            *args[:1],
+            "--db",
+            str(db),
+            "--namespace",
+            "cli-ns",
+            *args[1:],
+        ],
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
     )
 
 
@@ -27,13 +39,23 @@ def ok(done: subprocess.CompletedProcess[str]):
 
 def test_store_recall_report_stats(tmp_path: Path):
     db = tmp_path / "m.db"
-    stored = ok(memrl(db, "store", "--intent", "release a new version to PyPI",
-                      "--experience", "bump version, tag, python -m build, twine upload"))
+    stored = ok(
+        memrl(
+            db,
+            "store",
+            "--intent",
+            "release a new version to PyPI",
+            "--experience",
+            "bump version, tag, python -m build, twine upload",
+        )
+    )
     assert stored == {"id": 1, "created": True, "namespace": "cli-ns", "redacted": 0}
     recall = ok(memrl(db, "recall", "publish the package to PyPI"))
     assert [m["id"] for m in recall["memories"]] == [1]
     report = ok(memrl(db, "report", recall["task_id"], "--success", "--used", "1"))
-    assert report["status"] == "updated" and report["credited"] == [{"id": 1, "q": pytest.approx(0.3)}]
+    assert report["status"] == "updated" and report["credited"] == [
+        {"id": 1, "q": pytest.approx(0.3)}
+    ]
     again = ok(memrl(db, "report", recall["task_id"], "--failure"))
     assert again["status"] == "already_reported"
     stats = ok(memrl(db, "stats"))
@@ -42,10 +64,30 @@ def test_store_recall_report_stats(tmp_path: Path):
 
 def test_export_import_round_trips_q_and_statistics(tmp_path: Path):
     src, dst = tmp_path / "a.db", tmp_path / "b.db"
-    ok(memrl(src, "store", "--intent", "run the linters", "--experience", "ruff check .",
-             "--metadata", '{"lang": "py"}'))
-    ok(memrl(src, "store", "--intent", "flaky test", "--experience", "never sleep; await",
-             "--kind", "failure"))
+    ok(
+        memrl(
+            src,
+            "store",
+            "--intent",
+            "run the linters",
+            "--experience",
+            "ruff check .",
+            "--metadata",
+            '{"lang": "py"}',
+        )
+    )
+    ok(
+        memrl(
+            src,
+            "store",
+            "--intent",
+            "flaky test",
+            "--experience",
+            "never sleep; await",
+            "--kind",
+            "failure",
+        )
+    )
     recall = ok(memrl(src, "recall", "run the linters on the code"))
     ok(memrl(src, "report", recall["task_id"], "--reward", "0.5"))
     exported = memrl(src, "export")
@@ -56,8 +98,18 @@ def test_export_import_round_trips_q_and_statistics(tmp_path: Path):
     assert imported == {"read": 2, "created": 2, "skipped_duplicates": 0}
     assert ok(memrl(dst, "import", "-", stdin=exported.stdout))["created"] == 0
     again = [json.loads(x) for x in memrl(dst, "export").stdout.splitlines()]
-    keep = ("namespace", "intent", "experience", "kind", "q", "n_updates", "last_reward",
-            "created_at", "updated_at", "metadata")
+    keep = (
+        "namespace",
+        "intent",
+        "experience",
+        "kind",
+        "q",
+        "n_updates",
+        "last_reward",
+        "created_at",
+        "updated_at",
+        "metadata",
+    )
     assert [{k: r[k] for k in keep} for r in again] == [{k: r[k] for k in keep} for r in lines]
 
 
@@ -68,7 +120,10 @@ def test_export_import_round_trips_q_and_statistics(tmp_path: Path):
         (("report", "t-nope", "--reward", "2"), "reward must be a number in [-1, 1]"),
         (("report", "t-nope", "--reward", "nan"), "reward must be a number in [-1, 1]"),
         (("store", "--intent", " ", "--experience", "x"), "intent is empty"),
-        (("store", "--intent", "x", "--experience", "y", "--metadata", "[1]"), "metadata must be a JSON object"),
+        (
+            ("store", "--intent", "x", "--experience", "y", "--metadata", "[1]"),
+            "metadata must be a JSON object",
+        ),
         (("recall", "x", "--k1", "0"), "k1 must be in 1..1000"),
         (("import", "missing.jsonl"), "cannot read missing.jsonl"),
     ],
@@ -82,10 +137,14 @@ def test_errors_exit_2_with_a_message(tmp_path: Path, args: tuple[str, ...], mes
 
 def test_bad_import_line_imports_nothing(tmp_path: Path):
     db = tmp_path / "m.db"
-    good = json.dumps({"namespace": "cli-ns", "intent": "a", "experience": "b", "kind": "note", "q": 0.2})
+    good = json.dumps(
+        {"namespace": "cli-ns", "intent": "a", "experience": "b", "kind": "note", "q": 0.2}
+    )
     bad = json.dumps({"namespace": "cli-ns", "intent": "c", "experience": "d", "q": 3})
     done = memrl(db, "import", "-", stdin=good + "\n" + bad + "\n")
-    assert done.returncode == 2 and "line 2" in done.stderr and "nothing was imported" in done.stderr
+    assert (
+        done.returncode == 2 and "line 2" in done.stderr and "nothing was imported" in done.stderr
+    )
     assert memrl(db, "export").stdout == ""
 
 

@@ -57,9 +57,13 @@ def test_ordinary_text_is_left_alone(text: str):
 def test_secrets_never_reach_the_database(open_memory, sql):
     memory = open_memory()
     secret = "ghp_" + "Q" * 36
-    out = memory.store_experience(f"push with token {secret}", f"GITHUB_TOKEN={secret} git push", namespace="ns")
+    out = memory.store_experience(
+        f"push with token {secret}", f"GITHUB_TOKEN={secret} git push", namespace="ns"
+    )
     task = memory.recall(f"push using {secret}", "ns")
     memory.report(task.task_id, success=True, reflection=f"token {secret} worked")
-    dump = repr(sql(memory.store, "SELECT * FROM memories")) + repr(sql(memory.store, "SELECT * FROM tasks"))
+    dump = repr(sql(memory.store, "SELECT * FROM memories")) + repr(
+        sql(memory.store, "SELECT * FROM tasks")
+    )
     assert secret not in dump and MARK in dump
     assert out.redacted == 2

@@ -15,29 +15,49 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from mcp_helpers import server_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _inspector() -> str | None:
-    candidates = [os.environ.get("MEMRL_INSPECTOR"), str(ROOT / ".ci/node_modules/.bin/mcp-inspector"),
-                  shutil.which("mcp-inspector")]
+    candidates = [
+        os.environ.get("MEMRL_INSPECTOR"),
+        str(ROOT / ".ci/node_modules/.bin/mcp-inspector"),
+        shutil.which("mcp-inspector"),
+    ]
     for c in candidates:
         if c and Path(c).exists():
             return c
     if os.environ.get("MEMRL_REQUIRE_INSPECTOR") == "1":
-        pytest.fail("MCP Inspector CLI not found: npm install @modelcontextprotocol/inspector@0.15.0")
-    pytest.skip("MCP Inspector CLI not installed (npm install @modelcontextprotocol/inspector@0.15.0)")
+        pytest.fail(
+            "MCP Inspector CLI not found: npm install @modelcontextprotocol/inspector@0.15.0"
+        )
+    pytest.skip(
+        "MCP Inspector CLI not installed (npm install @modelcontextprotocol/inspector@0.15.0)"
+    )
     return None
 
 
 def run(inspector: str, db: Path, *method: str) -> dict:
     done = subprocess.run(
-        [inspector, "--cli", sys.executable, "-m", "memrl_server", "serve", "--db", str(db),
-         "--namespace", "inspector", *method],
-        capture_output=True, text=True, timeout=120, env=server_env(),
+        [
+            inspector,
+            "--cli",
+            sys.executable,
+            "-m",
+            "memrl_server",
+            "serve",
+            "--db",
+            str(db),
+            "--namespace",
+            "inspector",
+            *method,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=server_env(),
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -48,7 +68,11 @@ def test_inspector_lists_tools_and_runs_the_loop(tmp_path: Path):
     assert inspector
     db = tmp_path / "m.db"
     tools = run(inspector, db, "--method", "tools/list")
-    assert sorted(t["name"] for t in tools["tools"]) == ["recall_experience", "report_outcome", "store_experience"]
+    assert sorted(t["name"] for t in tools["tools"]) == [
+        "recall_experience",
+        "report_outcome",
+        "store_experience",
+    ]
 
     def call(tool: str, **args: str) -> dict:
         flags = [x for k, v in args.items() for x in ("--tool-arg", f"{k}={v}")]
@@ -56,8 +80,11 @@ def test_inspector_lists_tools_and_runs_the_loop(tmp_path: Path):
         assert out["isError"] is False, out
         return out["structuredContent"]
 
-    stored = call("store_experience", intent="rotate the TLS certificate of the staging server",
-                  experience="certbot renew --cert-name staging && systemctl reload nginx")
+    stored = call(
+        "store_experience",
+        intent="rotate the TLS certificate of the staging server",
+        experience="certbot renew --cert-name staging && systemctl reload nginx",
+    )
     assert stored["created"] is True
     recalled = call("recall_experience", task="renew the staging TLS certificate")
     assert [m["id"] for m in recalled["memories"]] == [stored["id"]]

@@ -9,12 +9,11 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
-
-from memrl import load_embedder
+from mcp_helpers import MEMORIES, TASK, call, learning_loop
 from memrl_server.app import INSTRUCTIONS, build_server
 from memrl_server.settings import ServerSettings
 
-from mcp_helpers import MEMORIES, TASK, call, learning_loop
+from memrl import load_embedder
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +33,12 @@ async def test_tools_are_described_and_annotated(settings, embedder):
         for tool in tools.values():
             assert tool.description and len(tool.description) > 80
             assert tool.output_schema is not None
-            assert (
-                tool.annotations is not None
-                and tool.annotations.destructive_hint is False
-            )
+            assert tool.annotations is not None and tool.annotations.destructive_hint is False
         recall = tools["recall_experience"].input_schema["properties"]
         assert recall["k"]["anyOf"][0]["maximum"] == 20
         assert "description" in recall["task"]
         reward = tools["report_outcome"].input_schema["properties"]["reward"]
-        assert (
-            reward["anyOf"][0]["minimum"] == -1.0
-            and reward["anyOf"][0]["maximum"] == 1.0
-        )
+        assert reward["anyOf"][0]["minimum"] == -1.0 and reward["anyOf"][0]["maximum"] == 1.0
         assert "report_outcome" in INSTRUCTIONS and "recall_experience" in INSTRUCTIONS
 
 
@@ -62,9 +55,7 @@ async def test_learning_changes_the_ranking(settings, embedder):
 async def test_default_namespace_and_scope_survive_every_tool(settings, embedder):
     async with Client(build_server(settings, lambda: embedder)) as client:
         intent, experience = MEMORIES[1]
-        here = await call(
-            client, "store_experience", intent=intent, experience=experience
-        )
+        here = await call(client, "store_experience", intent=intent, experience=experience)
         assert here["namespace"] == "github.com/acme/app"
         other = await call(
             client,
@@ -73,9 +64,7 @@ async def test_default_namespace_and_scope_survive_every_tool(settings, embedder
             experience=experience,
             namespace="github.com/acme/other",
         )
-        assert (
-            other["namespace"] == "github.com/acme/other" and other["id"] != here["id"]
-        )
+        assert other["namespace"] == "github.com/acme/other" and other["id"] != here["id"]
         recalled = await call(client, "recall_experience", task=TASK)
         assert recalled["namespace"] == "github.com/acme/app"
         assert [m["id"] for m in recalled["memories"]] == [here["id"]]
@@ -86,9 +75,7 @@ async def test_default_namespace_and_scope_survive_every_tool(settings, embedder
         empty = await call(
             client, "recall_experience", task=TASK, namespace="github.com/acme/empty"
         )
-        assert (
-            empty["memories"] == [] and "nothing injected" in empty["message"].lower()
-        )
+        assert empty["memories"] == [] and "nothing injected" in empty["message"].lower()
         # a reflection filed through report_outcome lands in the recalled task's namespace
         out = await call(
             client,
@@ -98,16 +85,10 @@ async def test_default_namespace_and_scope_survive_every_tool(settings, embedder
             reflection="B failed here: the queue had no join(); use an Event instead",
         )
         refl = json.loads(
-            (await client.read_resource(f"memrl://memory/{out['reflection_id']}"))
-            .contents[0]
-            .text
+            (await client.read_resource(f"memrl://memory/{out['reflection_id']}")).contents[0].text
         )
-        assert (
-            refl["namespace"] == "github.com/acme/other" and refl["kind"] == "failure"
-        )
-        stats = json.loads(
-            (await client.read_resource("memrl://stats")).contents[0].text
-        )
+        assert refl["namespace"] == "github.com/acme/other" and refl["kind"] == "failure"
+        stats = json.loads((await client.read_resource("memrl://stats")).contents[0].text)
         by_ns = {s["namespace"]: s for s in stats}
         assert by_ns["github.com/acme/app"]["memories"] == 1
         assert by_ns["github.com/acme/other"]["memories"] == 2
@@ -160,9 +141,7 @@ async def test_bad_input_is_a_tool_error_that_says_what_to_fix(
         text = result.content[0].text
         assert expected in text
         assert "Traceback" not in text
-        stats = json.loads(
-            (await client.read_resource("memrl://stats")).contents[0].text
-        )
+        stats = json.loads((await client.read_resource("memrl://stats")).contents[0].text)
         assert all(s["memories"] == 0 for s in stats)
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -14,9 +14,6 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-
-from memrl import MemoryStore, load_embedder
-
 from mcp_helpers import (
     TASK,
     call,
@@ -27,6 +24,8 @@ from mcp_helpers import (
     start_http_server,
     stdio_params,
 )
+
+from memrl import MemoryStore, load_embedder
 
 
 async def test_learning_loop_over_stdio(tmp_path: Path):
@@ -72,12 +71,8 @@ def http_server(tmp_path: Path):
 @asynccontextmanager
 async def _http_client(port: int, token: str | None) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx2.AsyncClient(
-        headers=headers, timeout=httpx2.Timeout(30.0)
-    ) as http:
-        transport = streamable_http_client(
-            f"http://127.0.0.1:{port}/mcp", http_client=http
-        )
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0)) as http:
+        transport = streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
         async with Client(transport) as client:
             yield client
 
@@ -88,9 +83,7 @@ async def test_learning_loop_over_http_with_token(http_server: int):
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])
-async def test_http_refuses_requests_without_the_token(
-    http_server: int, token: str | None
-):
+async def test_http_refuses_requests_without_the_token(http_server: int, token: str | None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = {
         "jsonrpc": "2.0",
@@ -145,21 +138,15 @@ async def test_two_servers_on_one_file_lose_no_update(tmp_path: Path):
         Client(stdio_params(db, "--namespace", "ns", "--k2", "1")) as a,
         Client(stdio_params(db, "--namespace", "ns", "--k2", "1")) as b,
     ):
-        stored = await call(
-            a, "store_experience", intent=TASK, experience="await queue.join()"
-        )
-        same = await call(
-            b, "store_experience", intent=TASK, experience="await queue.join()"
-        )
+        stored = await call(a, "store_experience", intent=TASK, experience="await queue.join()")
+        same = await call(b, "store_experience", intent=TASK, experience="await queue.join()")
         assert same["id"] == stored["id"] and same["created"] is False
 
         async def worker(client: Client) -> None:
             for _ in range(rounds):
                 recall = await call(client, "recall_experience", task=TASK)
                 assert [m["id"] for m in recall["memories"]] == [stored["id"]]
-                await call(
-                    client, "report_outcome", task_id=recall["task_id"], success=True
-                )
+                await call(client, "report_outcome", task_id=recall["task_id"], success=True)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(worker, a)
