@@ -92,11 +92,17 @@ def index_search(
             lambda i: [m for m, _ in index.search(conn, qvecs[i], tier.namespaces[qns[i]], 10)],
             len(qvecs), budget_s,
         )
+        # the same k=5 queries again: their rows are now in the OS page cache, so the
+        # difference to k5 is the cost of reading float vectors from disk
+        again, _ = timed(
+            lambda i: index.search(conn, qvecs[i], tier.namespaces[qns[i]], 5), len(t5), budget_s
+        )
     finally:
         conn.close()
     return {
         "first_search_ms": round(first * 1e3, 2),
         "k5": summary(t5),
+        "k5_repeat": summary(again),
         "k10": summary(t10),
         "recall_at_5": recall_at(got5, truth10[: len(got5)], 5),
         "recall_at_10": recall_at(got10, truth10[: len(got10)], 10),
@@ -140,11 +146,17 @@ def inprocess_recall(
     memory: Memory, texts: Sequence[str], namespaces: Sequence[str], budget_s: float
 ) -> tuple[dict[str, Any], list[str]]:
     """Memory.recall end to end: query embedding, both phases, the ledger write."""
-    memory.recall(texts[0], namespaces[0])  # warm (cache load, first ONNX run)
+    # warm as a long-running server would be: one recall per namespace (loads its codes)
+    t0 = time.perf_counter()
+    distinct = list(dict.fromkeys(namespaces))
+    for ns in distinct:
+        memory.recall(texts[0], ns)
+    warm = (time.perf_counter() - t0) / len(distinct)
     times, results = timed(lambda i: memory.recall(texts[i], namespaces[i]), len(texts), budget_s)
     # where the time goes: the query embedding alone
     emb, _ = timed(lambda i: memory.embedder.embed_query(texts[i]), min(len(texts), 100))
     out = summary(times)
+    out["first_recall_per_namespace_ms"] = round(warm * 1e3, 1)
     out["embed_query"] = summary(emb)
     out["mean_candidates"] = round(float(np.mean([len(r.candidates) for r in results])), 2)
     out["mean_injected"] = round(float(np.mean([len(r.injected) for r in results])), 2)
@@ -214,15 +226,21 @@ def rss_mb(pid: int) -> dict[str, float] | None:
         fields = {}
         for line in status.read_text().splitlines():
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 fields[key] = int(value.split()[0]) / 1024
-        return {"rss_mb": round(fields.get("VmRSS", 0.0), 1), "peak_rss_mb": round(fields.get("VmHWM", 0.0), 1)}
+        return {
+            "rss_mb": round(fields.get("VmRSS", 0.0), 1),
+            "peak_rss_mb": round(fields.get("VmHWM", 0.0), 1),
+            # private memory vs pages of mapped files (the ONNX model, SQLite's mmap)
+            "anon_mb": round(fields.get("RssAnon", 0.0), 1),
+            "file_mb": round(fields.get("RssFile", 0.0), 1),
+        }
     try:
         import psutil  # type: ignore[import-untyped]
     except ImportError:
         return None
     info = psutil.Process(pid).memory_info()
-    return {"rss_mb": round(info.rss / 2**20, 1), "peak_rss_mb": float("nan")}
+    return {"rss_mb": round(info.rss / 2**20, 1), "peak_rss_mb": None, "anon_mb": None, "file_mb": None}
 
 
 async def _call_recall(client: Any, task: str, namespace: str) -> Any:
@@ -258,6 +276,9 @@ async def _session(
         to_recall = time.perf_counter() - t0
         pids = child_server_pids()
         memory_after_first = rss_mb(pids[0]) if pids else None
+        if n_calls:
+            for ns in list(dict.fromkeys(namespaces))[1:]:  # warm every namespace once
+                await _call_recall(client, texts[0], ns)
         times: list[float] = []
         start = time.perf_counter()
         for i in range(n_calls):
