@@ -57,7 +57,14 @@ def fresh(path: Path) -> None:
             p.unlink()
 
 
-def db_bytes(path: Path) -> int:
+def db_bytes(path: Path, checkpoint: bool = True) -> int:
+    """Size of the database file (after moving the WAL into it) plus any WAL left."""
+    if checkpoint and path.exists():
+        conn = connect(path)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
     return sum(
         Path(str(path) + s).stat().st_size for s in ("", "-wal") if Path(str(path) + s).exists()
     )

@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cold-runs", type=int, help="server spawns for the cold-start median")
     p.add_argument("--report-tasks", type=int, help="tasks reported for the outcome-update rate")
     p.add_argument("--batch", type=int, default=256, help="store_many batch size")
+    p.add_argument("--curve", help="comma list of sizes for the cost curve (default: 1k..1M; "
+                   "quick: none; 'none' to skip)")
     p.add_argument("--no-mcp", action="store_true", help="skip everything that spawns the server")
     p.add_argument("--workdir", type=Path, default=None, help="where bench databases are cached")
     p.add_argument("--model-dir", help="embedding model directory (as memrl serve --model-dir)")
@@ -69,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.cold_runs = args.cold_runs or (2 if quick else 5)
     args.report_tasks = args.report_tasks or (500 if quick else 2000)
     args.workdir = args.workdir or build.workdir_default()
+    curve = args.curve or ("none" if quick else "1000,3000,10000,30000,100000,300000,1000000")
+    args.curve = [] if curve == "none" else [int(float(x)) for x in curve.split(",")]
     return args
 
 
@@ -161,6 +165,14 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, An
         if tier is not real:
             tier.vectors = None
 
+    if args.curve:
+        say("cost curve (index tables only, one namespace) ...")
+        anchors_n = max(args.curve)
+        curve_vecs, _ = build.bulk_vectors(vecs, anchors_n, seed=99)
+        out["curve"] = measure.cost_curve(
+            curve_vecs, qvecs, args.curve, workdir, min(args.budget, 10.0), say
+        )
+        del curve_vecs
     if not args.no_mcp:
         say("cold start: spawning the server ...")
         out["cold_start"] = measure.cold_start(
@@ -353,6 +365,17 @@ def render(out: dict[str, Any]) -> str:
                 f"server memory at {name}: RSS {_fmt(mem['rss_mb'], 0)} MB = {_fmt(mem['anon_mb'], 0)} private "
                 f"+ {_fmt(mem['file_mb'], 0)} mapped files (peak {_fmt(mem['peak_rss_mb'], 0)} MB); "
                 f"spawn -> first recall {t['recall_mcp']['spawn_to_first_recall_s']:.2f} s"
+            )
+    if out.get("curve"):
+        lines.append("")
+        lines.append("cost curve, one namespace, search k=5 (ms p50) and bytes per row of the vector tables:")
+        lines.append(f"  {'N':>9} | {'index':>7} {'p95':>7} | {'sqlite-vec':>10} | {'numpy':>7} | "
+                     f"{'index B/row':>11} {'vec0 B/row':>10}")
+        for pt in out["curve"]:
+            lines.append(
+                f"  {pt['n']:>9} | {pt['index']['p50_ms']:>7.2f} {pt['index']['p95_ms']:>7.2f} | "
+                f"{pt['sqlite_vec']['p50_ms']:>10.2f} | {pt['numpy']['p50_ms']:>7.2f} | "
+                f"{pt['index_bytes_per_row']:>11.0f} {pt['sqlite_vec_bytes_per_row']:>10.0f}"
             )
     lines.append("")
     lines.append("targets:")

@@ -318,3 +318,70 @@ def cold_start(db: Path, text: str, namespace: str, runs: int, log_path: Path) -
         "all_tools_list_s": lists,
         "all_first_recall_s": recalls,
     }
+
+
+def cost_curve(
+    vectors: np.ndarray, qvecs: np.ndarray, sizes: Sequence[int], workdir: Path, budget_s: float,
+    say: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """Index search time and bytes per row as one namespace grows (index tables only),
+    next to sqlite-vec float KNN on the same rows. Rows are added in order, so each size
+    is a prefix of `vectors`."""
+    from .build import db_bytes, fresh
+
+    dim = vectors.shape[1]
+    path, vpath = workdir / "curve.db", workdir / "curve-vec0.db"
+    fresh(path)
+    fresh(vpath)
+    conn, vconn = connect(path), connect(vpath)
+    index = VectorIndex(dim)
+    points: list[dict[str, Any]] = []
+    try:
+        for statement in index.schema_sql():
+            conn.execute(statement)
+        vconn.execute(
+            "CREATE VIRTUAL TABLE v USING vec0(id INTEGER PRIMARY KEY, namespace TEXT PARTITION KEY, "
+            f"embedding float[{dim}] distance_metric=cosine)"
+        )
+        have = 0
+        for n in sorted(sizes):
+            n = min(n, len(vectors))
+            for start in range(have, n, 20_000):
+                end = min(n, start + 20_000)
+                conn.execute("BEGIN IMMEDIATE")
+                index.add_many(conn, [(i + 1, "c", vectors[i]) for i in range(start, end)])
+                conn.execute("COMMIT")
+                vconn.execute("BEGIN IMMEDIATE")
+                vconn.executemany(
+                    "INSERT INTO v(id, namespace, embedding) VALUES (?, 'c', ?)",
+                    [(i + 1, vector_blob(vectors[i])) for i in range(start, end)],
+                )
+                vconn.execute("COMMIT")
+            have = n
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            vconn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            index.search(conn, qvecs[0], "c", 5)
+            t, _ = timed(lambda i: index.search(conn, qvecs[i], "c", 5), len(qvecs), budget_s)
+            sql = "SELECT id FROM v WHERE embedding MATCH ? AND k = 5 AND namespace = 'c'"
+            tv, _ = timed(
+                lambda i: vconn.execute(sql, (vector_blob(qvecs[i]),)).fetchall(), len(qvecs),
+                budget_s / 2, min_n=5,
+            )
+            sims_t, _ = timed(lambda i: vectors[:n] @ qvecs[i], len(qvecs), budget_s / 2, min_n=5)
+            point = {
+                "n": n,
+                "index": summary(t),
+                "sqlite_vec": summary(tv),
+                "numpy": summary(sims_t),
+                "index_bytes_per_row": round(db_bytes(path, checkpoint=False) / n, 1),
+                "sqlite_vec_bytes_per_row": round(db_bytes(vpath, checkpoint=False) / n, 1),
+            }
+            points.append(point)
+            say(f"  curve n={n}: index p50 {point['index']['p50_ms']} ms, "
+                f"sqlite-vec p50 {point['sqlite_vec']['p50_ms']} ms")
+    finally:
+        conn.close()
+        vconn.close()
+        fresh(path)
+        fresh(vpath)
+    return points
