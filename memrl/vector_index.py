@@ -74,20 +74,19 @@ def sign_codes(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(bits)
 
 
-if hasattr(np, "bitwise_count"):  # numpy >= 2.0
+_M1, _M2, _M4 = (np.uint64(v) for v in (0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F))
+_H01 = np.uint64(0x0101010101010101)
 
-    def _popcount(x: np.ndarray) -> np.ndarray:
-        return np.bitwise_count(x)
 
-else:  # pragma: no cover - numpy 1.x
-    _M1, _M2, _M4 = (np.uint64(v) for v in (0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F))
-    _H01 = np.uint64(0x0101010101010101)
+def popcount_swar(x: np.ndarray) -> np.ndarray:
+    """Bits set per uint64 (uint8 result), for numpy < 2.0 which lacks np.bitwise_count."""
+    x = x - ((x >> np.uint64(1)) & _M1)
+    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+    x = (x + (x >> np.uint64(4))) & _M4
+    return ((x * _H01) >> np.uint64(56)).astype(np.uint8)
 
-    def _popcount(x: np.ndarray) -> np.ndarray:
-        x = x - ((x >> np.uint64(1)) & _M1)
-        x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
-        x = (x + (x >> np.uint64(4))) & _M4
-        return ((x * _H01) >> np.uint64(56)).astype(np.uint8)
+
+_popcount = getattr(np, "bitwise_count", popcount_swar)
 
 
 @dataclass

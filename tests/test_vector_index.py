@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from memrl.db import connect, write_transaction
-from memrl.vector_index import VectorIndex, sign_codes
+from memrl.vector_index import VectorIndex, popcount_swar, sign_codes
 
 DIM = 384
 
@@ -248,3 +248,9 @@ def test_sign_codes_are_one_bit_per_dimension() -> None:
     assert code.shape == (1, 48)
     bits = np.unpackbits(code[0])
     assert np.flatnonzero(bits).tolist() == [0, 9, 383]
+
+
+def test_portable_popcount_matches() -> None:
+    x = np.random.default_rng(0).integers(0, 2**64 - 1, size=5000, dtype=np.uint64, endpoint=True)
+    want = np.array([bin(int(v)).count("1") for v in x], dtype=np.uint8)
+    np.testing.assert_array_equal(popcount_swar(x), want)
