@@ -85,7 +85,9 @@ class FastEmbedEmbedder:
         self.model_id = model_id
         self.dim = DIM
         self._lock = threading.Lock()  # one ONNX run at a time keeps RSS flat on 2 cores
-        kwargs: dict[str, Any] = {"threads": threads}
+        # No ONNX Runtime memory arena: it keeps the peak of every batch for the life of the
+        # process (measured: 604 MiB vs 340 MiB RSS after a few 32-text batches).
+        kwargs: dict[str, Any] = {"threads": threads, "enable_cpu_mem_arena": False}
         if model_dir is not None:
             kwargs["specific_model_path"] = str(model_dir)
         try:
