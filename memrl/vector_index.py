@@ -28,7 +28,7 @@ How a search runs (exact results at a fraction of a brute-force float scan):
    than ``rescore``) skip 3-4 and are searched exactly.
 
 The similarities returned are always exact cosines; only the candidate set is
-approximate. With the defaults (rescore = max(200, 40 k), coarse = max(2000, 5 rescore))
+approximate. With the defaults (rescore = max(200, 40 k), coarse = max(1000, 5 rescore))
 recall@10 against exact search measured 0.99-1.0 on clustered data up to 1M rows.
 """
 
@@ -53,7 +53,7 @@ OVERSAMPLE = 40
 MIN_RESCORE = 200
 MAX_RESCORE = 4096
 COARSE_FACTOR = 5
-MIN_COARSE = 2000
+MIN_COARSE = 1000
 # Rows of codes kept in memory per process across all namespaces (64 bytes per row).
 MAX_CACHED_ROWS = 4_000_000
 # Rows per statement when fetching float vectors by primary key.
