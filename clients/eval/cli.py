@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write the metrics here")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    key = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}.get(args.agent)
+    if key and not os.environ.get(key) and not args.base_url:
+        p.error(f"--agent {args.agent} needs {key} in the environment")
     known = {x.name for x in POLICIES}
     chosen = [x.strip() for x in args.policies.split(",") if x.strip()]
     if not chosen or set(chosen) - known:
