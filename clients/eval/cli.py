@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="epochs over the training split (10; --quick 3)")
     p.add_argument("--quick", action="store_true", help="a small run (about two minutes)")
     p.add_argument("--tasks", type=int, help="HumanEval problems to use (default all 164)")
-    p.add_argument("--games", type=int, help="seeded games per game type (default 8)")
+    p.add_argument("--games", type=int, help="seeded games per game type (default 10)")
     p.add_argument("--policies", default=",".join(x.name for x in POLICIES),
                    help="comma-separated subset of: " + ", ".join(x.name for x in POLICIES))
     p.add_argument("--bank", type=float, default=0.5, metavar="FRACTION",

@@ -21,8 +21,8 @@ class Size:
     epochs: int
 
 
-FULL = Size(humaneval_tasks=None, games_per_type=8, epochs=10)
-QUICK = Size(humaneval_tasks=30, games_per_type=3, epochs=4)
+FULL = Size(humaneval_tasks=None, games_per_type=10, epochs=10)
+QUICK = Size(humaneval_tasks=30, games_per_type=4, epochs=4)
 
 
 @dataclass

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from .common import Task
 
 ENV = "textworld"
-GAMES = ("coin", "mapreader", "cookingworld", "twc", "arithmetic", "sorting", "simonsays",
-         "peckingorder")
+# coin and twc are left out: their gold-path generator is not seeded (the same seed gives a
+# different gold path from call to call), which would make runs irreproducible.
+GAMES = ("mapreader", "cookingworld", "arithmetic", "sorting", "simonsays", "peckingorder")
 EXTRA_STEPS = 10  # step budget = gold length + EXTRA_STEPS
 QUERY_CHARS = 400
 
