@@ -6,7 +6,13 @@ The index owns its tables. Everything else in the core talks to it through
 Every method takes the caller's connection: writes happen inside the caller's
 transaction, so a memory row and its vector commit or roll back together.
 
-How a search runs (exact results at a fraction of a brute-force float scan):
+The vectors of record live in a sqlite-vec ``vec0`` table (``memory_vec0``: float
+vectors, cosine distance, the namespace as partition key, so the KNN query filters by
+namespace inside sqlite-vec). Small namespaces are searched there directly. Brute-force
+vec0 KNN grows linearly (measured here: 5.5 ms at 10k rows, 628 ms at 1M), and vec0 reads
+single vectors by id slowly (about 1 ms each), so large namespaces use a derived index:
+
+How a large-namespace search runs (exact results at a fraction of a brute-force float scan):
 
 1. Each vector is stored twice in one row of ``memory_vectors``: the float32 vector
    and a 1-bit-per-dimension sign code (48 bytes at 384 dimensions). A covering index
@@ -44,6 +50,7 @@ from typing import Any
 import numpy as np
 
 VECTOR_TABLE = "memory_vectors"
+VEC0_TABLE = "memory_vec0"
 STATE_TABLE = "memory_vector_state"
 META_TABLE = "memory_vector_meta"
 CODE_FORMAT = "sign-bits-v1"
@@ -170,6 +177,10 @@ class VectorIndex:
     def schema_sql(self) -> list[str]:
         """DDL creating the index tables (run once by the migration that introduces them)."""
         return [
+            f"CREATE VIRTUAL TABLE {VEC0_TABLE} USING vec0("
+            "memory_id INTEGER PRIMARY KEY, "
+            "namespace TEXT PARTITION KEY, "
+            f"embedding float[{int(self.dim)}] distance_metric=cosine)",
             f"CREATE TABLE {VECTOR_TABLE} ("
             "seq INTEGER PRIMARY KEY AUTOINCREMENT, "
             "memory_id INTEGER NOT NULL UNIQUE, "
@@ -212,6 +223,10 @@ class VectorIndex:
                 for i, (mid, ns, _) in enumerate(rows)
             ],
         )
+        conn.executemany(
+            f"INSERT INTO {VEC0_TABLE}(memory_id, namespace, embedding) VALUES (?, ?, ?)",
+            [(int(mid), ns, vector_blob(mat[i])) for i, (mid, ns, _) in enumerate(rows)],
+        )
 
     def delete(self, conn: Any, memory_ids: Sequence[int]) -> None:
         ids = [int(m) for m in memory_ids]
@@ -230,6 +245,7 @@ class VectorIndex:
                 f"DELETE FROM {VECTOR_TABLE} WHERE memory_id IN (SELECT value FROM json_each(?))",
                 (chunk,),
             )
+        conn.executemany(f"DELETE FROM {VEC0_TABLE} WHERE memory_id = ?", [(m,) for m in ids])
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -270,10 +286,20 @@ class VectorIndex:
         rescore = min(self.max_rescore, max(self.min_rescore, self.oversample * k), total)
         rescore = max(rescore, min(k, total))
         if total <= rescore:
-            seqs = np.concatenate([p.seqs for p in parts])
-        else:
-            seqs = self._candidates(parts, q, rescore)
-        return self._exact(conn, seqs, q, k)
+            return self.search_vec0(conn, q, namespace, k)
+        return self._exact(conn, self._candidates(parts, q, rescore), q, k)
+
+    def search_vec0(
+        self, conn: Any, query: np.ndarray, namespace: str, k: int
+    ) -> list[tuple[int, float]]:
+        """Exact KNN by sqlite-vec over the namespace's partition of the vec0 table."""
+        rows = conn.execute(
+            f"SELECT memory_id, distance FROM {VEC0_TABLE} "
+            "WHERE embedding MATCH ? AND k = ? AND namespace = ?",
+            (vector_blob(query), int(min(k, 4096)), namespace),
+        ).fetchall()
+        hits = sorted(((1.0 - float(d), int(m)) for m, d in rows), key=lambda h: (-h[0], h[1]))
+        return [(mid, sim) for sim, mid in hits]
 
     # -- search internals -------------------------------------------------------------------
 
