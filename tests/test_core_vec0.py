@@ -35,9 +35,12 @@ def test_vec0_holds_every_vector_and_filters_by_namespace(tmp_path):
     assert np.allclose([s for _, s in via_vec0], exact_sims, atol=1e-5)
     for mid, sim in via_vec0:
         assert abs(sim - float(a[mid - 1] @ q)) < 1e-5
-    # the large namespace goes through the accelerated path; the same neighbours
+    # the large namespace goes through the accelerated path (approximate candidates, exact
+    # similarities; its recall is measured in test_vector_index.py on clustered data)
     fast = index.search(conn, q, "a", 10)
-    assert np.allclose([s for _, s in fast], exact_sims, atol=1e-5)
+    assert fast[0][0] == 8
+    for mid, sim in fast:
+        assert abs(sim - float(a[mid - 1] @ q)) < 1e-5
     # the small namespace is searched by vec0 and never returns the other namespace's rows
     small = index.search(conn, q, "b", 5)
     assert all(1000 <= m < 1030 for m, _ in small) and len(small) == 5
