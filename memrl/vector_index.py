@@ -30,8 +30,8 @@ How a large-namespace search runs (exact results at a fraction of a brute-force 
 4. Refine pass: the query in float against those candidates' sign codes
    (asymmetric distance, far more precise than Hamming), keeping ``rescore``.
 5. Exact pass: the float vectors of those rows are read from SQLite by primary key and
-   scored by exact cosine; the best k are returned. Small namespaces (no more rows
-   than ``rescore``) skip 3-4 and are searched exactly.
+   scored by exact cosine; the best k are returned. (A namespace with no more rows
+   than ``rescore`` skips 3-5: vec0 KNN over its partition is exact and cheap there.)
 
 The similarities returned are always exact cosines; only the candidate set is
 approximate. With the defaults (rescore = max(200, 40 k), coarse = max(1000, 5 rescore))
