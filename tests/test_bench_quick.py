@@ -33,6 +33,7 @@ def test_tiny_bench_writes_every_figure(tmp_path: Path, capsys: pytest.CaptureFi
         assert tier["numpy"]["k5"][key] > 0
         assert tier["recall_inprocess"][key] > 0
         assert tier["recall_mcp"]["recall"][key] > 0
+        assert tier["recall_inprocess"]["without_embedding"][key] > 0
     for key in ("recall_at_5", "recall_at_10"):
         assert 0.0 <= tier["index"][key] <= 1.0
         assert tier["sqlite_vec"][key] >= 0.99  # exact search agrees with numpy

@@ -330,10 +330,11 @@ def render(out: dict[str, Any]) -> str:
     for name, t in out["tiers"].items():
         r = t["ratios"]
         emb = t["recall_inprocess"]["embed_query"]["p50_ms"]
+        rest = t["recall_inprocess"]["without_embedding"]["p50_ms"]
         lines.append(
             f"  {name}: index is {_fmt(r['sqlite_vec_over_index_p50'])}x faster than sqlite-vec, "
             f"{_fmt(r['numpy_over_index_p50'], 2)}x numpy exact; index = {r['index_share_of_recall_p50']:.0%} "
-            f"of recall() p50 (query embedding {emb:.2f} ms); index again on the same queries "
+            f"of recall() p50 (query embedding {emb:.2f} ms; recall() without it {rest:.2f} ms); index again on the same queries "
             f"(rows in page cache) {t['index']['k5_repeat']['p50_ms']:.2f} ms; first search after open "
             f"{t['index']['first_search_ms']:.0f} ms"
             + (f"; MCP/in-process {r['mcp_over_inprocess_p50']}x" if "mcp_over_inprocess_p50" in r else "")
