@@ -40,6 +40,12 @@ def test_checker_runs_the_tests(problems, checker) -> None:
     assert checker.check(fib, FIB_LOOKUP) == wrong and checker.executed == 2  # cached
 
 
+def test_checker_limits_cpu_time_not_wall_time(problems) -> None:
+    looping = "def fib(n: int):\n    while True:\n        pass"
+    result = humaneval.HumanEvalChecker(timeout=1).check(problems["HumanEval/55"], looping)
+    assert not result.passed and "CPU" in result.detail
+
+
 def test_weak_check_runs_only_the_docstring_examples(problems, checker) -> None:
     fib = problems["HumanEval/55"]
     assert checker.weak_check(fib, FIB_LOOKUP).passed  # fib(10), fib(1), fib(8) only

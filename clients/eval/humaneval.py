@@ -4,7 +4,7 @@ The package's own `check_correctness` runs the program through `exec` inside a
 multiprocessing child; upstream source ships that `exec` line commented out, so whether a
 given install really runs the tests depends on the copy. This module does not rely on it:
 every check builds the same program (prompt + completion + test + `check(entry_point)`)
-and runs it in a fresh `python -I` process with a timeout. Results are cached per
+and runs it in a fresh `python -I` process with a CPU-time limit. Results are cached per
 (task, code) within one process: the tests are deterministic, and the same code for the
 same task is submitted many times over epochs and policies.
 
@@ -18,6 +18,7 @@ import ast
 import doctest
 import inspect
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from .common import Task, short_hash
 
 ENV = "humaneval"
-CHECK_TIMEOUT = 3.0
+CHECK_TIMEOUT = 3.0  # CPU seconds per check
+WALL_FACTOR = 20  # wall-clock backstop: CHECK_TIMEOUT x WALL_FACTOR
 QUERY_CHARS = 400
 EXAMPLE_MARKERS = (">>>", "For example", "for example", "Example", "example", "For instance", "for instance", "e.g.")
 
@@ -113,22 +115,31 @@ def program(problem: Problem, code: str) -> str:
     )
 
 
-def _run(source: str, timeout: float) -> CheckResult:
+def _run(source: str, cpu_seconds: float) -> CheckResult:
+    """Run `source` in a fresh interpreter, limited in CPU time rather than wall time, so a
+    busy machine cannot turn a slow but correct solution into a timeout."""
+    limit = (
+        "try:\n    import resource\n"
+        f"    resource.setrlimit(resource.RLIMIT_CPU, ({int(cpu_seconds)}, {int(cpu_seconds) + 1}))\n"
+        "except (ImportError, ValueError, OSError):\n    pass\n"
+    )
     with tempfile.TemporaryDirectory(prefix="memrl-eval-") as tmp:
         try:
             proc = subprocess.run(
-                [sys.executable, "-I", "-c", source],
+                [sys.executable, "-I", "-c", limit + source],
                 cwd=tmp,
                 capture_output=True,
                 text=True,
-                timeout=timeout,
+                timeout=cpu_seconds * WALL_FACTOR,
                 check=False,
                 env={"PATH": os.environ.get("PATH", ""), "PYTHONHASHSEED": "0"},
             )
         except subprocess.TimeoutExpired:
-            return CheckResult(False, f"timed out after {timeout:g}s")
+            return CheckResult(False, f"timed out after {cpu_seconds * WALL_FACTOR:g}s")
     if proc.returncode == 0:
         return CheckResult(True, "passed")
+    if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        return CheckResult(False, f"timed out (over {cpu_seconds:g}s of CPU)")
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     return CheckResult(False, lines[-1][:200] if lines else f"exit code {proc.returncode}")
 
