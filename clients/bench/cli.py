@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-mcp", action="store_true", help="skip everything that spawns the server")
     p.add_argument("--workdir", type=Path, default=None, help="where bench databases are cached")
     p.add_argument("--model-dir", help="embedding model directory (as memrl serve --model-dir)")
+    p.add_argument("--markdown", type=Path, help="also write the tables as Markdown to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     quick = args.quick
@@ -330,12 +331,13 @@ def render(out: dict[str, Any]) -> str:
     for name, t in out["tiers"].items():
         r = t["ratios"]
         emb = t["recall_inprocess"]["embed_query"]["p50_ms"]
-        rest = t["recall_inprocess"]["without_embedding"]["p50_ms"]
+        rest = (t["recall_inprocess"].get("without_embedding") or {}).get("p50_ms", float("nan"))
         lines.append(
             f"  {name}: index is {_fmt(r['sqlite_vec_over_index_p50'])}x faster than sqlite-vec, "
             f"{_fmt(r['numpy_over_index_p50'], 2)}x numpy exact; index = {r['index_share_of_recall_p50']:.0%} "
             f"of recall() p50 (query embedding {emb:.2f} ms; recall() without it {rest:.2f} ms); index again on the same queries "
-            f"(rows in page cache) {t['index']['k5_repeat']['p50_ms']:.2f} ms; first search after open "
+            f"(rows in page cache) {_fmt((t['index'].get('k5_repeat') or {}).get('p50_ms'), 2)} ms; "
+            f"first search after open "
             f"{t['index']['first_search_ms']:.0f} ms"
             + (f"; MCP/in-process {r['mcp_over_inprocess_p50']}x" if "mcp_over_inprocess_p50" in r else "")
         )
@@ -363,15 +365,15 @@ def render(out: dict[str, Any]) -> str:
         mem = (t.get("recall_mcp") or {}).get("server_memory")
         if mem:
             lines.append(
-                f"server memory at {name}: RSS {_fmt(mem['rss_mb'], 0)} MB = {_fmt(mem['anon_mb'], 0)} private "
-                f"+ {_fmt(mem['file_mb'], 0)} mapped files (peak {_fmt(mem['peak_rss_mb'], 0)} MB); "
+                f"server memory at {name}: RSS {_fmt(mem['rss_mb'], 0)} MB = {_fmt(mem.get('anon_mb'), 0)} private "
+                f"+ {_fmt(mem.get('file_mb'), 0)} mapped files (peak {_fmt(mem['peak_rss_mb'], 0)} MB); "
                 f"spawn -> first recall {t['recall_mcp']['spawn_to_first_recall_s']:.2f} s"
             )
     if out.get("curve"):
         lines.append("")
         lines.append("cost curve, one namespace, search k=5 (ms p50) and bytes per row of the vector tables:")
         lines.append(f"  {'N':>9} | {'index':>7} {'p95':>7} | {'sqlite-vec':>10} | {'numpy':>7} | "
-                     f"{'index B/row':>11} {'vec0 B/row':>10}")
+                     f"{'index B/row':>11} {'vec0 B/row':>10}  (index = all VectorIndex tables)")
         for pt in out["curve"]:
             lines.append(
                 f"  {pt['n']:>9} | {pt['index']['p50_ms']:>7.2f} {pt['index']['p95_ms']:>7.2f} | "
@@ -387,10 +389,46 @@ def render(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_markdown(out: dict[str, Any]) -> str:
+    """The main table, the cost curve and the other figures as Markdown (for docs)."""
+    rows = [
+        "| tier | memories | namespaces | DB MB | index p50 / p95 | recall@5 / @10 | sqlite-vec p50 / p95 "
+        "| numpy p50 | recall() p50 / p95 | without embedding p50 | MCP p50 / p95 | sqlite-vec / index |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, t in out["tiers"].items():
+        mcp = (t.get("recall_mcp") or {}).get("recall") or {}
+        nomodel = t["recall_inprocess"].get("without_embedding") or {}
+        rows.append(
+            f"| {name} | {t['memories']:,} | {t['namespaces']} | {t['db_mb']:,.0f} | "
+            f"{t['index']['k5']['p50_ms']:.2f} / {t['index']['k5']['p95_ms']:.2f} | "
+            f"{t['index']['recall_at_5']:.3f} / {t['index']['recall_at_10']:.3f} | "
+            f"{t['sqlite_vec']['k5']['p50_ms']:.1f} / {t['sqlite_vec']['k5']['p95_ms']:.1f} | "
+            f"{t['numpy']['k5']['p50_ms']:.2f} | "
+            f"{t['recall_inprocess']['p50_ms']:.1f} / {t['recall_inprocess']['p95_ms']:.1f} | "
+            f"{_fmt(nomodel.get('p50_ms'), 2)} | "
+            f"{_fmt(mcp.get('p50_ms'), 1)} / {_fmt(mcp.get('p95_ms'), 1)} | "
+            f"{_fmt(t['ratios']['sqlite_vec_over_index_p50'])}x |"
+        )
+    if out.get("curve"):
+        rows += ["", "| N (one namespace) | index p50 / p95 ms | sqlite-vec p50 ms | numpy p50 ms "
+                 "| index tables B/row | plain vec0 B/row |", "|---|---|---|---|---|---|"]
+        for pt in out["curve"]:
+            rows.append(
+                f"| {pt['n']:,} | {pt['index']['p50_ms']:.2f} / {pt['index']['p95_ms']:.2f} | "
+                f"{pt['sqlite_vec']['p50_ms']:.2f} | {pt['numpy']['p50_ms']:.2f} | "
+                f"{pt['index_bytes_per_row']:,.0f} | {pt['sqlite_vec_bytes_per_row']:,.0f} |"
+            )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = run(args, argv)
     print(render(out))
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(render_markdown(out) + "\n")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2, default=float))
