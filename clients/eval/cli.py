@@ -77,6 +77,21 @@ def build(env: str, args: argparse.Namespace, size: Size, chat: ChatModel | None
     return textworld_suite(args.seed, size, player, args.bank)
 
 
+def code_version() -> str | None:
+    """The git commit of the installed memrl source (the server's retrieval code), if any."""
+    import subprocess
+
+    import memrl
+
+    root = Path(memrl.__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     size = size_of(args)
@@ -85,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     meta: dict[str, Any] = {"seed": args.seed, "epochs": size.epochs, "agent": args.agent,
                             "model": args.model, "bank": args.bank, "argv": sys.argv[1:],
+                            "memrl_commit": code_version(),
                             "envs": {}}
     started = time.monotonic()
     chat = None
