@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from memrl_clients.eval import cli
 from memrl_clients.eval.common import MemoryDraft, Outcome, Recalled, Task
-from memrl_clients.eval.harness import POLICIES, run_policy
+from memrl_clients.eval.harness import ALL_POLICIES, POLICIES, run_policy
 from memrl_clients.eval.runner import run_suite
 from memrl_clients.eval.suites import Size, humaneval_suite
 
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.timeout(120)
 class RecordingMemory:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.used: list[list[int] | None] = []
         self.n = 0
 
     async def recall(self, task: str) -> tuple[str | None, list[Recalled]]:
@@ -27,8 +28,10 @@ class RecordingMemory:
         self.calls.append(("recall", task))
         return f"t{self.n}", [Recalled(1, "success", "i", "e", q=0.25)]
 
-    async def report(self, task_id: str, success: bool) -> dict[int, float]:
+    async def report(self, task_id: str, success: bool,
+                     used_ids: list[int] | None = None) -> dict[int, float]:
         self.calls.append(("report", task_id))
+        self.used.append(used_ids)
         return {1: 0.5 if success else -0.5}
 
     async def store(self, draft: MemoryDraft, task_id: str | None = None) -> int:
@@ -40,7 +43,8 @@ class EchoAgent:
     name = "echo"
 
     def attempt(self, task: Task, memories: list[Recalled], key: tuple[object, ...]) -> Outcome:
-        return Outcome(task.task_id == "a", task.task_id, task.task_id, reused=memories[0].id)
+        return Outcome(task.task_id == "a", task.task_id, task.task_id, reused=memories[0].id,
+                       used=(memories[0].id,) if task.task_id == "a" else ())
 
     def write_memory(self, task: Task, outcome: Outcome) -> MemoryDraft:
         return MemoryDraft(task.query, "text", "success" if outcome.success else "failure")
@@ -63,6 +67,15 @@ def test_protocol_order_and_frozen_transfer() -> None:
     last_train = [a for a in run.attempts if a.phase == "train"][-1]
     assert run.final_q == {1: 0.5 if last_train.success else -0.5}  # Q after the last report
     assert s["reuse_rate"] == 1.0
+    assert memory.used == [None] * 4  # MemRL credits every injected memory
+
+
+def test_used_ids_credit_names_what_the_agent_acted_on() -> None:
+    memory = RecordingMemory()
+    train = [Task("x", "a", "qa"), Task("x", "b", "qb")]
+    policy = next(p for p in ALL_POLICIES if p.name == "memrl_used")
+    asyncio.run(run_policy(policy, EchoAgent(), memory, train, [], 1, 0))
+    assert sorted(memory.used, key=len) == [[], [1]]  # b: acted on nothing; a: memory 1
 
 
 def test_end_to_end_through_real_servers(tmp_path: Path) -> None:

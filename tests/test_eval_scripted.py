@@ -83,6 +83,7 @@ def test_reuses_first_same_task_success_unless_a_reflection_warns(problems, chec
     good = memory(5, memtext.success(fib.signature, short_hash(fib.canonical), ["x"], fib.canonical, "python"))
     first = agent.attempt(task_of(fib), [junk, good], ("k", 1))
     assert (first.reused, first.artifact, first.success) == (4, FIB_LOOKUP, False)
+    assert first.used == (4,)
     reflection = agent.write_memory(task_of(fib), first)
     assert reflection.kind == "failure" and reflection.intent == task_of(fib).query
     warn = memory(6, reflection.experience, "failure")
@@ -98,6 +99,7 @@ def test_reflection_keeps_a_warned_mistake_from_being_resubmitted(problems, chec
     warn = memory(1, agent.write_memory(task_of(problem), wrong).experience, "failure")
     again = agent.attempt(task_of(problem), [warn], ("k", 1))
     assert again.approach != wrong.approach and again.reused is None
+    assert again.used == (1,)  # the reflection it heeded
 
 
 def test_memory_text_round_trip(problems, checker) -> None:
@@ -183,3 +185,4 @@ def test_plans_from_other_seeds_help_only_when_sound(world) -> None:
     assert agent._plan_factor(task.data, notes([memory(1, unsound)])) == scripted.PLAN_UNSOUND
     assert agent._plan_factor(task.data, notes([memory(1, unsound), memory(2, sound)])) == scripted.PLAN_UNSOUND
     assert agent._plan_factor(task.data, []) == 1.0
+    assert agent._plan(task.data, notes([memory(7, sound)])) == (7, scripted.PLAN_SOUND)

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .harness import POLICIES
+from .common import Agent
+from .harness import ALL_POLICIES, POLICIES
+from .humaneval import HumanEvalChecker
 from .llm import ChatModel
 from .runner import run_suite
 from .suites import ENVS, FULL, QUICK, Size, Suite, humaneval_suite, textworld_suite
+from .textworld import TextWorld
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tasks", type=int, help="HumanEval problems to use (default all 164)")
     p.add_argument("--games", type=int, help="seeded games per game type (default 10)")
     p.add_argument("--policies", default=",".join(x.name for x in POLICIES),
-                   help="comma-separated subset of: " + ", ".join(x.name for x in POLICIES))
+                   help="comma-separated, from: " + ", ".join(x.name for x in ALL_POLICIES)
+                   + " (default: all but memrl_used)")
     p.add_argument("--bank", type=float, default=0.5, metavar="FRACTION",
                    help="fraction of tasks with weak-verifier memories in the shared bank (0: none)")
     p.add_argument("--out", type=Path, default=Path("eval-out"),
@@ -48,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     key = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}.get(args.agent)
     if key and not os.environ.get(key) and not args.base_url:
         p.error(f"--agent {args.agent} needs {key} in the environment")
-    known = {x.name for x in POLICIES}
+    known = {x.name for x in ALL_POLICIES}
     chosen = [x.strip() for x in args.policies.split(",") if x.strip()]
     if not chosen or set(chosen) - known:
         p.error(f"--policies must name some of {sorted(known)}")
@@ -66,15 +70,20 @@ def size_of(args: argparse.Namespace) -> Size:
 
 
 def build(env: str, args: argparse.Namespace, size: Size, chat: ChatModel | None) -> Suite:
-    coder = player = None
-    if chat is not None:
-        from .llm import LLMCoder, LLMPlayer
+    """The environment's suite, with the scripted agent or, given a chat model, an LLM agent."""
+    from .llm import LLMCoder, LLMPlayer
 
-        coder = lambda checker: LLMCoder(chat, checker.check)
-        player = lambda world: LLMPlayer(chat, world)
+    def coder(checker: HumanEvalChecker) -> Agent:
+        assert chat is not None
+        return LLMCoder(chat, checker.check)
+
+    def player(world: TextWorld) -> Agent:
+        assert chat is not None
+        return LLMPlayer(chat, world)
+
     if env == "humaneval":
-        return humaneval_suite(args.seed, size, coder, args.bank)
-    return textworld_suite(args.seed, size, player, args.bank)
+        return humaneval_suite(args.seed, size, coder if chat else None, args.bank)
+    return textworld_suite(args.seed, size, player if chat else None, args.bank)
 
 
 def code_version() -> str | None:
@@ -95,7 +104,7 @@ def code_version() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     size = size_of(args)
-    policies = [x for x in POLICIES if x.name in args.policies.split(",")]
+    policies = [x for x in ALL_POLICIES if x.name in args.policies.split(",")]
     envs = ENVS if args.env == "all" else (args.env,)
     results: dict[str, dict[str, Any]] = {}
     meta: dict[str, Any] = {"seed": args.seed, "epochs": size.epochs, "agent": args.agent,

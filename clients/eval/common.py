@@ -41,6 +41,7 @@ class Outcome:
     detail: str = ""  # the checker's message (first failing assertion, final score, ...)
     reused: int | None = None  # id of the memory whose artifact was replayed, if any
     note: str = ""  # the agent's own account of what went wrong, for its reflection
+    used: tuple[int, ...] | None = None  # injected memories it acted on (None: cannot tell)
 
 
 @dataclass(frozen=True)

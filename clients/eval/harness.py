@@ -23,6 +23,7 @@ class Policy:
     name: str
     label: str
     flags: tuple[str, ...] | None  # `memrl serve` flags; None: no memory at all
+    credit_used: bool = False  # report used_ids (what the agent acted on), not every injected
 
 
 POLICIES = (
@@ -32,6 +33,11 @@ POLICIES = (
     Policy("lam0", "lambda 0, learning on", ("--lam", "0")),
     Policy("lam1", "lambda 1", ("--lam", "1")),
 )
+# Not in the default set: MemRL crediting only the memories the agent acted on (used_ids).
+EXTRA_POLICIES = (
+    Policy("memrl_used", "MemRL, used_ids credit", ("--lam", "0.5"), credit_used=True),
+)
+ALL_POLICIES = POLICIES + EXTRA_POLICIES
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,8 @@ async def run_policy(
         run.stored.add(await memory.store(draft))
     for epoch in range(1, epochs + 1):
         for task in epoch_order(train, seed, epoch):
-            await _train_step(run, agent, memory, task, (seed, task.env, task.task_id, epoch), epoch)
+            key = (seed, task.env, task.task_id, epoch)
+            await _train_step(run, policy, agent, memory, task, key, epoch)
             tick()
     for task in held_out:
         _, injected = await memory.recall(task.query)  # frozen: no report, no store
@@ -113,13 +120,14 @@ async def run_policy(
     return run
 
 
-async def _train_step(run: PolicyRun, agent: Agent, memory: MemoryBackend, task: Task,
-                      key: tuple[object, ...], epoch: int) -> None:
+async def _train_step(run: PolicyRun, policy: Policy, agent: Agent, memory: MemoryBackend,
+                      task: Task, key: tuple[object, ...], epoch: int) -> None:
     task_id, injected = await memory.recall(task.query)
     run.final_q.update({m.id: m.q for m in injected})
     outcome = agent.attempt(task, injected, key)
     if task_id is not None:
-        run.final_q.update(await memory.report(task_id, outcome.success))
+        used = list(outcome.used) if policy.credit_used and outcome.used is not None else None
+        run.final_q.update(await memory.report(task_id, outcome.success, used))
     run.stored.add(await memory.store(agent.write_memory(task, outcome), task_id))
     run.attempts.append(Attempt("train", epoch, task.task_id, outcome.success,
                                 tuple(m.id for m in injected), outcome.reused))

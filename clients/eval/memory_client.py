@@ -22,7 +22,8 @@ class MemoryToolError(RuntimeError):
 class MemoryBackend(Protocol):
     async def recall(self, task: str) -> tuple[str | None, list[Recalled]]: ...
 
-    async def report(self, task_id: str, success: bool) -> dict[int, float]: ...
+    async def report(self, task_id: str, success: bool,
+                     used_ids: list[int] | None = None) -> dict[int, float]: ...
 
     async def store(self, draft: MemoryDraft, task_id: str | None = None) -> int: ...
 
@@ -33,7 +34,8 @@ class NoMemory:
     async def recall(self, task: str) -> tuple[str | None, list[Recalled]]:
         return None, []
 
-    async def report(self, task_id: str, success: bool) -> dict[int, float]:
+    async def report(self, task_id: str, success: bool,
+                     used_ids: list[int] | None = None) -> dict[int, float]:
         return {}
 
     async def store(self, draft: MemoryDraft, task_id: str | None = None) -> int:
@@ -95,8 +97,12 @@ class McpMemory:
         ]
         return out["task_id"], memories
 
-    async def report(self, task_id: str, success: bool) -> dict[int, float]:
-        out = await self._call("report_outcome", {"task_id": task_id, "success": success})
+    async def report(self, task_id: str, success: bool,
+                     used_ids: list[int] | None = None) -> dict[int, float]:
+        args: dict[str, Any] = {"task_id": task_id, "success": success}
+        if used_ids is not None:
+            args["used_ids"] = used_ids
+        out = await self._call("report_outcome", args)
         return {c["id"]: c["q"] for c in out["credited"]}
 
     async def store(self, draft: MemoryDraft, task_id: str | None = None) -> int:

@@ -27,6 +27,7 @@ How memories change an attempt (the memory text is all the agent sees):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from . import humaneval, memtext, textworld
@@ -53,6 +54,10 @@ def notes(memories: list[Recalled]) -> list[tuple[Recalled, memtext.Note]]:
 
 def warned(found: list[tuple[Recalled, memtext.Note]], subject: str) -> set[str]:
     return {n.approach for _, n in found if not n.solved and n.subject == subject}
+
+
+def warning_ids(found: list[tuple[Recalled, memtext.Note]], subject: str) -> tuple[int, ...]:
+    return tuple(m.id for m, n in found if not n.solved and n.subject == subject)
 
 
 def reusable(found: list[tuple[Recalled, memtext.Note]], subject: str) -> tuple[Recalled, memtext.Note] | None:
@@ -90,7 +95,8 @@ class ScriptedCoder:
         if reuse is not None:
             memory, note = reuse
             return self._submit(problem, note.artifact, reused=memory.id, approach=note.approach)
-        return self._submit(problem, self._write(task, warned(found, problem.signature), key))
+        outcome = self._submit(problem, self._write(task, warned(found, problem.signature), key))
+        return replace(outcome, used=warning_ids(found, problem.signature))
 
     def _write(self, task: Task, avoid: set[str], key: tuple[Any, ...]) -> str:
         problem: humaneval.Problem = task.data
@@ -110,13 +116,15 @@ class ScriptedCoder:
 
     def _submit(self, problem: humaneval.Problem, code: str, reused: int | None = None,
                 approach: str | None = None) -> Outcome:
+        """Check `code`; `used` names the reused memory (callers add reflections they heeded)."""
         result = self.verify(problem, code)
         approach = approach or short_hash(code)
         if reused is not None:
             note = f"reused a stored solution (approach {approach}) without checking it"
         else:
             note = HINTS.get(self._kinds.get(approach, ""), "the approach itself was wrong")
-        return Outcome(result.passed, code, approach, result.detail, reused, note)
+        used = () if reused is None else (reused,)
+        return Outcome(result.passed, code, approach, result.detail, reused, note, used)
 
     def write_memory(self, task: Task, outcome: Outcome) -> MemoryDraft:
         subject = task.data.signature
@@ -148,9 +156,11 @@ class ScriptedPlayer:
             memory, note = reuse
             episode = self.world.replay(game, tuple(note.artifact.splitlines()))
             return self._outcome(episode, memory.id, f"replayed stored plan {note.approach}",
-                                 approach=note.approach)
-        slip = SLIP * self._plan_factor(game, found)
+                                 approach=note.approach, used=(memory.id,))
+        plan_id, factor = self._plan(game, found)
+        slip = SLIP * factor
         slip *= REFLECTION ** min(len(warned(found, game.label)), MAX_REFLECTIONS)
+        used = warning_ids(found, game.label)[:MAX_REFLECTIONS] + (() if plan_id is None else (plan_id,))
         slips: list[str] = []
         position = [0]  # index of the next gold action
 
@@ -166,16 +176,20 @@ class ScriptedPlayer:
             return action
 
         episode = self.world.play(game, choose)
-        return self._outcome(episode, None, slips[0] if slips else "no slip noticed")
+        return self._outcome(episode, None, slips[0] if slips else "no slip noticed", used=used)
 
     def _plan_factor(self, game: textworld.Game, found: list[tuple[Recalled, memtext.Note]]) -> float:
-        for _, note in found:
+        return self._plan(game, found)[1]
+
+    def _plan(self, game: textworld.Game, found: list[tuple[Recalled, memtext.Note]]) -> tuple[int | None, float]:
+        """The first success on another seed of this game (the plan followed) and its effect."""
+        for memory, note in found:
             name, _, seed = note.subject.partition(" (seed ")
             if note.solved and name == game.game and note.subject != game.label:
                 other = self._game(name, int(seed.rstrip(")")))
                 sound = self.world.replay(other, tuple(note.artifact.splitlines())).success
-                return PLAN_SOUND if sound else PLAN_UNSOUND
-        return 1.0
+                return memory.id, PLAN_SOUND if sound else PLAN_UNSOUND
+        return None, 1.0
 
     def _game(self, name: str, seed: int) -> textworld.Game:
         if (name, seed) not in self._games:
@@ -183,7 +197,7 @@ class ScriptedPlayer:
         return self._games[(name, seed)]
 
     def _outcome(self, episode: textworld.Episode, reused: int | None, note: str,
-                 approach: str | None = None) -> Outcome:
+                 approach: str | None = None, used: tuple[int, ...] = ()) -> Outcome:
         won = (not episode.failed) if self.weak else episode.success
         if episode.success:
             detail = f"won in {len(episode.actions)} steps"
@@ -192,7 +206,7 @@ class ScriptedPlayer:
         else:
             detail = f"not won within {len(episode.actions)} steps (score {episode.score:g})"
         artifact = "\n".join(episode.actions)
-        return Outcome(won, artifact, approach or short_hash(artifact), detail, reused, note)
+        return Outcome(won, artifact, approach or short_hash(artifact), detail, reused, note, used)
 
     def write_memory(self, task: Task, outcome: Outcome) -> MemoryDraft:
         game: textworld.Game = task.data
