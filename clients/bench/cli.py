@@ -165,6 +165,9 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, An
                                           report=(tier is real))
         if tier is not real:
             tier.vectors = None
+        if args.json:  # a long run leaves its figures so far behind if it is interrupted
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({**out, "partial": True}, indent=2, default=float))
 
     if args.curve:
         say("cost curve (index tables only, one namespace) ...")
