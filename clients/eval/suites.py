@@ -22,7 +22,7 @@ class Size:
 
 
 FULL = Size(humaneval_tasks=None, games_per_type=10, epochs=10)
-QUICK = Size(humaneval_tasks=30, games_per_type=4, epochs=4)
+QUICK = Size(humaneval_tasks=40, games_per_type=4, epochs=5)
 
 
 @dataclass
