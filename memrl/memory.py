@@ -133,7 +133,6 @@ class Memory:
         self.embedder = embedder
         self.config = config or MemoryConfig()
         self._rng = rng or random.Random()
-        self._redactions = 0
 
     # -- recall ---------------------------------------------------------------------------
 
@@ -311,11 +310,9 @@ class Memory:
     def store_many(self, items: Iterable[Experience]) -> list[StoreResult]:
         """Validate all, embed in batches, insert in one transaction."""
         cfg = self.config
-        checked, redactions = [], []
-        for item in items:
-            self._redactions = 0
-            checked.append(self._validated(item))
-            redactions.append(self._redactions)
+        validated = [self._validated(item) for item in items]
+        checked = [(c, meta) for c, meta, _ in validated]
+        redactions = [n for _, _, n in validated]
         if not checked:
             return []
         for task_id in {c.task_id for c, _ in checked if c.task_id is not None}:
@@ -345,26 +342,33 @@ class Memory:
             for i, ((mid, created), (c, _)) in enumerate(zip(results, checked))
         ]
 
-    def _validated(self, item: Experience) -> tuple[Experience, str]:
-        """The item with its texts stripped, checked and redacted, and its metadata as JSON text."""
+    def _validated(self, item: Experience) -> tuple[Experience, str, int]:
+        """The item with its texts stripped, checked and redacted, its metadata as JSON text,
+        and how many secrets were redacted."""
         cfg = self.config
+        intent, n_intent = self._clean_counted("intent", item.intent, cfg.max_intent_chars)
+        experience, n_exp = self._clean_counted(
+            "experience", item.experience, cfg.max_experience_chars
+        )
         checked = Experience(
-            intent=self._clean("intent", item.intent, cfg.max_intent_chars),
-            experience=self._clean("experience", item.experience, cfg.max_experience_chars),
+            intent=intent,
+            experience=experience,
             kind=validation.kind(item.kind),
             namespace=validation.namespace(item.namespace),
             task_id=None if item.task_id is None else validation.task_id(item.task_id),
         )
-        return checked, validation.metadata(item.metadata, cfg.max_metadata_chars)
+        meta = validation.metadata(item.metadata, cfg.max_metadata_chars)
+        return checked, meta, n_intent + n_exp
 
     def _clean(self, name: str, value: object, max_chars: int) -> str:
-        """A validated text with secrets redacted (counted in self._redactions)."""
+        """A validated text with secrets redacted."""
+        return self._clean_counted(name, value, max_chars)[0]
+
+    def _clean_counted(self, name: str, value: object, max_chars: int) -> tuple[str, int]:
         text = validation.text(name, value, max_chars)
         if not self.config.redact_secrets:
-            return text
-        text, n = redact(text)
-        self._redactions += n
-        return text
+            return text, 0
+        return redact(text)
 
     def get(self, memory_id: int) -> MemoryRow | None:
         return self.store.get([memory_id]).get(memory_id)
