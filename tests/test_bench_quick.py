@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from memrl_clients.bench import cli
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from memrl.db import connect, write_transaction
-from memrl.vector_index import VectorIndex, popcount_swar, sign_codes
+from memrl.vector_index import SNAPSHOT_TABLE, VectorIndex, popcount_swar, sign_codes
 
 DIM = 384
 
@@ -254,3 +254,92 @@ def test_portable_popcount_matches() -> None:
     x = np.random.default_rng(0).integers(0, 2**64 - 1, size=5000, dtype=np.uint64, endpoint=True)
     want = np.array([bin(int(v)).count("1") for v in x], dtype=np.uint8)
     np.testing.assert_array_equal(popcount_swar(x), want)
+
+
+# -- code snapshots (fast whole-namespace loads for large namespaces) -------------------------
+
+
+def snapshot_row(conn: Any) -> tuple[int, int, int] | None:
+    row = conn.execute(
+        f"SELECT max_seq, deletes, n FROM {SNAPSHOT_TABLE} WHERE namespace = 'ns'"
+    ).fetchone()
+    return None if row is None else tuple(row)
+
+
+class CountingIndex(VectorIndex):
+    """A VectorIndex that records how many code rows it read from the covering index."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rows_loaded = 0
+
+    def _load(self, conn: Any, namespace: str, after: int, upto: int | None = None) -> Any:
+        rows = super()._load(conn, namespace, after, upto)
+        self.rows_loaded += rows.n
+        return rows
+
+
+def test_a_large_namespace_is_loaded_from_its_snapshot_by_the_next_process(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "snap.db"
+    first = VectorIndex(DIM, snapshot_min_rows=500)
+    conn = open_db(path, first)
+    data = clustered(2000, 20, seed=30)
+    ids = np.arange(1, 2001)
+    add(conn, first, 1, "ns", data[:1500])
+    first.search(conn, data[0], "ns", 5)  # the whole load writes the snapshot
+    assert snapshot_row(conn) == (1500, 0, 1500)
+    add(conn, first, 1501, "ns", data[1500:])  # rows after the snapshot
+
+    later = CountingIndex(DIM, snapshot_min_rows=500)  # a new process
+    for q in near(data, 10, seed=31):
+        assert [m for m, _ in later.search(conn, q, "ns", 5)] == exact_topk(data, ids, q, 5)
+    assert later.rows_loaded == 500  # only the rows the snapshot lacks
+    assert snapshot_row(conn) == (2000, 0, 2000)  # 500 new > 25% stale: rewritten
+    conn.close()
+
+
+def test_a_snapshot_is_ignored_after_a_delete_and_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "snap-del.db"
+    first = VectorIndex(DIM, snapshot_min_rows=500)
+    conn = open_db(path, first)
+    data = clustered(1000, 10, seed=32)
+    ids = np.arange(1, 1001)
+    add(conn, first, 1, "ns", data)
+    first.search(conn, data[0], "ns", 5)
+    assert snapshot_row(conn) == (1000, 0, 1000)
+    with write_transaction(conn):
+        first.delete(conn, [1, 2, 3])
+
+    later = CountingIndex(DIM, snapshot_min_rows=500)
+    keep = ~np.isin(ids, [1, 2, 3])
+    got = [m for m, _ in later.search(conn, data[0], "ns", 10)]
+    assert got == exact_topk(data[keep], ids[keep], data[0], 10)
+    assert later.rows_loaded == 997  # the snapshot predates the delete: loaded row by row
+    assert snapshot_row(conn) == (1000, 1, 997)
+    conn.close()
+
+
+def test_a_damaged_snapshot_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "snap-bad.db"
+    first = VectorIndex(DIM, snapshot_min_rows=500)
+    conn = open_db(path, first)
+    data = clustered(800, 8, seed=33)
+    ids = np.arange(1, 801)
+    add(conn, first, 1, "ns", data)
+    first.search(conn, data[0], "ns", 5)
+    conn.execute(f"UPDATE {SNAPSHOT_TABLE} SET codes = substr(codes, 1, 100)")
+    later = CountingIndex(DIM, snapshot_min_rows=500)
+    for q in near(data, 5, seed=34):
+        assert [m for m, _ in later.search(conn, q, "ns", 5)] == exact_topk(data, ids, q, 5)
+    assert later.rows_loaded == 800
+    conn.close()
+
+
+def test_small_namespaces_get_no_snapshot(db: tuple[Any, VectorIndex, Path]) -> None:
+    conn, index, _ = db
+    data = clustered(1000, 10, seed=35)
+    add(conn, index, 1, "ns", data)
+    index.search(conn, data[0], "ns", 5)
+    assert not index._has_snapshot_table(conn)
