@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
