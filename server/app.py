@@ -24,7 +24,6 @@ from .models import (
     MemoryDetail,
     NamespaceStats,
     OutcomeOutput,
-    RecalledMemory,
     RecallOutput,
     StoreOutput,
 )
@@ -71,15 +70,20 @@ kind='failure'; a durable fact with kind='note'. intent is a one-sentence descri
 task it helps with. Storing the same intent + experience again returns the existing id."""
 
 
-async def _call(runtime: MemoryRuntime, fn: Callable[[Memory], T]) -> T:
-    """Run core work; errors the caller can fix become tool errors, others are logged and hidden."""
+async def _call(
+    runtime: MemoryRuntime,
+    fn: Callable[[Memory], T],
+    error: type[ToolError] | type[ResourceError] = ToolError,
+) -> T:
+    """Run core work; errors the caller can fix become tool (or resource) errors with the
+    core's message, others are logged and reported without their details."""
     try:
         return await runtime.run(fn)
     except MemrlError as e:
-        raise ToolError(str(e)) from e
+        raise error(str(e)) from e
     except Exception as e:
         log.exception("internal error")
-        raise ToolError("internal error in the memory server; details are in its log") from e
+        raise error("internal error in the memory server; details are in its log") from e
 
 
 def build_server(
@@ -161,25 +165,7 @@ def _add_tools(
         ns = namespace or default_ns
         k1 = None if k is None else max(k, settings.memory.k1)
         result = await _call(runtime, lambda m: m.recall(task, ns, k1=k1, k2=k))
-        return RecallOutput(
-            task_id=result.task_id,
-            namespace=result.namespace,
-            delta=result.delta,
-            memories=[
-                RecalledMemory(
-                    id=r.id,
-                    kind=r.kind,  # type: ignore[arg-type]
-                    intent=r.intent,
-                    experience=r.experience,
-                    q=r.q,
-                    similarity=r.similarity,
-                    score=r.score,
-                )
-                for r in result.injected
-            ],
-            candidates=len(result.candidates),
-            message=result.message,
-        )
+        return RecallOutput.from_result(result)
 
     @server.tool(
         description=REPORT_DESCRIPTION,
@@ -298,10 +284,7 @@ def _add_tools(
 
 def _add_resources(server: MCPServer[MemoryRuntime], runtime: MemoryRuntime) -> None:
     async def read(fn: Callable[[Memory], T]) -> T:
-        try:
-            return await runtime.run(fn)
-        except MemrlError as e:
-            raise ResourceError(str(e)) from e
+        return await _call(runtime, fn, ResourceError)
 
     @server.resource(
         "memrl://stats",

@@ -25,6 +25,7 @@ from typing import Any
 from memrl import Memory, MemoryConfig, MemrlError, default_db_path, open_memory
 from memrl.transfer import export_jsonl, import_jsonl
 
+from .models import RecallOutput
 from .namespaces import namespace_for
 from .settings import ServerSettings
 
@@ -165,16 +166,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_recall(args: argparse.Namespace, memory: Memory) -> None:
     k1 = None if args.k is None else max(args.k, memory.config.k1)
     r = memory.recall(args.task, _namespace(args), k1=k1, k2=args.k)
-    _print(
-        {
-            "task_id": r.task_id,
-            "namespace": r.namespace,
-            "delta": r.delta,
-            "memories": [asdict(m) for m in r.injected],
-            "candidates": len(r.candidates),
-            "message": r.message,
-        }
-    )
+    _print(RecallOutput.from_result(r).model_dump())
 
 
 def cmd_report(args: argparse.Namespace, memory: Memory) -> None:

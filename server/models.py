@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from memrl.memory import RecallResult
+
 
 class RecalledMemory(BaseModel):
     id: int = Field(description="Memory id; pass it in used_ids when reporting the outcome")
@@ -28,6 +30,29 @@ class RecallOutput(BaseModel):
     memories: list[RecalledMemory] = Field(description="Injected experiences, most useful first")
     candidates: int = Field(description="How many memories passed the similarity gate")
     message: str
+
+    @classmethod
+    def from_result(cls, result: RecallResult) -> RecallOutput:
+        """The wire form of a recall (the MCP tool and `memrl recall` print the same)."""
+        return cls(
+            task_id=result.task_id,
+            namespace=result.namespace,
+            delta=result.delta,
+            memories=[
+                RecalledMemory(
+                    id=r.id,
+                    kind=r.kind,  # type: ignore[arg-type]
+                    intent=r.intent,
+                    experience=r.experience,
+                    q=r.q,
+                    similarity=r.similarity,
+                    score=r.score,
+                )
+                for r in result.injected
+            ],
+            candidates=len(result.candidates),
+            message=result.message,
+        )
 
 
 class CreditedMemory(BaseModel):

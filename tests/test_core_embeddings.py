@@ -162,3 +162,26 @@ def test_freed_heap_is_returned_without_changing_vectors(model: Embedder) -> Non
     embeddings.release_free_heap()
     after = model.embed(["Fix the failing CI job", "Rotate the API keys"])
     assert np.array_equal(before, after)
+
+
+def test_a_repeated_query_is_not_embedded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = memrl.load_embedder(query_cache=2)
+    calls: list[list[str]] = []
+    real_embed = model.embed
+
+    def counting(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return real_embed(texts)
+
+    monkeypatch.setattr(model, "embed", counting)
+    first = model.embed_query("Fix the failing CI job")
+    first[:] = 0.0  # callers get a copy: changing it does not change the cache
+    again = model.embed_query("Fix the failing CI job")
+    assert calls == [["Fix the failing CI job"]]
+    assert np.linalg.norm(again) == pytest.approx(1.0, abs=1e-5)
+    model.embed_query("Rotate the API keys")
+    model.embed_query("Write the release notes")  # evicts the oldest (size 2)
+    model.embed_query("Fix the failing CI job")
+    assert len(calls) == 4
+    uncached = memrl.load_embedder(query_cache=0)
+    assert np.allclose(uncached.embed_query("Fix the failing CI job"), again, atol=1e-6)

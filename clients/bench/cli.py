@@ -120,7 +120,9 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, An
     }
 
     t0 = time.perf_counter()
-    embedder = load_embedder(args.model_dir)
+    # no query cache: every timed recall must pay for its embedding, even of a text that
+    # an earlier measurement already embedded
+    embedder = load_embedder(args.model_dir, query_cache=0)
     out["meta"]["model_load_s"] = round(time.perf_counter() - t0, 3)
     out["meta"]["model_id"] = embedder.model_id
     dim = embedder.dim
