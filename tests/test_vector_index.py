@@ -300,15 +300,22 @@ def test_a_large_namespace_is_loaded_from_its_snapshot_by_the_next_process(
     conn.close()
 
 
+def snapshotted(
+    tmp_path: Path, n: int, seed: int
+) -> tuple[Any, VectorIndex, np.ndarray, np.ndarray]:
+    """A database with n rows in "ns" whose snapshot the first search wrote."""
+    index = VectorIndex(DIM, snapshot_min_rows=500)
+    conn = open_db(tmp_path / f"snap-{seed}.db", index)
+    data = clustered(n, n // 100, seed=seed)
+    ids = np.arange(1, n + 1)
+    add(conn, index, 1, "ns", data)
+    index.search(conn, data[0], "ns", 5)
+    assert snapshot_row(conn) == (n, 0, n)
+    return conn, index, data, ids
+
+
 def test_a_snapshot_is_ignored_after_a_delete_and_rewritten(tmp_path: Path) -> None:
-    path = tmp_path / "snap-del.db"
-    first = VectorIndex(DIM, snapshot_min_rows=500)
-    conn = open_db(path, first)
-    data = clustered(1000, 10, seed=32)
-    ids = np.arange(1, 1001)
-    add(conn, first, 1, "ns", data)
-    first.search(conn, data[0], "ns", 5)
-    assert snapshot_row(conn) == (1000, 0, 1000)
+    conn, first, data, ids = snapshotted(tmp_path, 1000, seed=32)
     with write_transaction(conn):
         first.delete(conn, [1, 2, 3])
 
@@ -322,13 +329,7 @@ def test_a_snapshot_is_ignored_after_a_delete_and_rewritten(tmp_path: Path) -> N
 
 
 def test_a_damaged_snapshot_is_ignored(tmp_path: Path) -> None:
-    path = tmp_path / "snap-bad.db"
-    first = VectorIndex(DIM, snapshot_min_rows=500)
-    conn = open_db(path, first)
-    data = clustered(800, 8, seed=33)
-    ids = np.arange(1, 801)
-    add(conn, first, 1, "ns", data)
-    first.search(conn, data[0], "ns", 5)
+    conn, _, data, ids = snapshotted(tmp_path, 800, seed=33)
     conn.execute(f"UPDATE {SNAPSHOT_TABLE} SET codes = substr(codes, 1, 100)")
     later = CountingIndex(DIM, snapshot_min_rows=500)
     for q in near(data, 5, seed=34):
