@@ -285,6 +285,11 @@ class MemoryStore:
             )
         return [(mid, sim, float(q_of[mid])) for mid, sim in hits if mid in q_of]
 
+    def preload(self, namespace: str) -> int:
+        """Read a namespace's search codes into memory ahead of its first recall."""
+        with self._read() as conn:
+            return self.index.preload(conn, namespace)
+
     # -- the task ledger --------------------------------------------------------------------
 
     def record_task(

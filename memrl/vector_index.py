@@ -289,6 +289,11 @@ class VectorIndex:
             ).fetchone()[0]
         )
 
+    def preload(self, conn: Any, namespace: str) -> int:
+        """Load the namespace's codes into this process's cache now (what its first search
+        would do); returns how many rows it holds."""
+        return sum(p.n for p in self._snapshot(conn, namespace))
+
     def search(
         self, conn: Any, query: np.ndarray, namespace: str, k: int
     ) -> list[tuple[int, float]]:

@@ -67,13 +67,23 @@ class MemoryRuntime:
             embedder = self._factory()
             store = MemoryStore(self.settings.db_path, embedder.dim, embedder.model_id)
             self.store = store
-            self._memory = Memory(store, embedder, self.settings.memory)
+            memory = Memory(store, embedder, self.settings.memory)
+            # the default namespace's codes too, so the first recall does not load them
+            # (a 1M-row namespace: 0.2-0.6 s from its snapshot)
+            try:
+                rows = store.preload(self.settings.namespace)
+            except MemrlError as e:  # only an optimisation: the first recall loads them
+                log.warning("could not preload namespace %r: %s", self.settings.namespace, e)
+                rows = 0
+            self._memory = memory
             self.load_seconds = time.perf_counter() - started
             log.info(
-                "memory ready in %.2fs (model %s, db %s)",
+                "memory ready in %.2fs (model %s, db %s, %d search rows of %r in memory)",
                 self.load_seconds,
                 embedder.model_id,
                 self.settings.db_path,
+                rows,
+                self.settings.namespace,
             )
         except BaseException as e:  # noqa: BLE001 -- reported to every caller, not swallowed
             self._error = e

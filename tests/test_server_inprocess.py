@@ -13,7 +13,7 @@ from mcp_helpers import MEMORIES, TASK, call, learning_loop
 from memrl_server.app import INSTRUCTIONS, build_server
 from memrl_server.settings import ServerSettings
 
-from memrl import load_embedder
+from memrl import Experience, load_embedder
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +198,28 @@ async def test_a_model_that_fails_to_load_gives_a_clear_error(settings):
     async with Client(build_server(settings, missing)) as client:
         result = await client.call_tool("recall_experience", {"task": "x"})
         assert result.is_error and "MEMRL_MODEL_DIR" in result.content[0].text
+
+
+async def test_the_default_namespace_is_preloaded_before_the_first_recall(settings, embedder):
+    """The loader thread reads the default namespace's search codes along with the model, so
+    the first recall does not pay for them."""
+    from memrl_server.runtime import MemoryRuntime
+
+    from memrl import Memory, MemoryStore
+
+    store = MemoryStore(settings.db_path, embedder.dim, embedder.model_id)
+    Memory(store, embedder).store_many(
+        Experience(intent=f"task number {i}", experience=f"steps {i}", namespace=ns)
+        for i in range(300)
+        for ns in (settings.namespace, "another/project")
+    )
+    store.close()
+    runtime = MemoryRuntime(settings, lambda: embedder)
+    runtime.acquire()
+    try:
+        await runtime.memory()
+        assert runtime.store is not None
+        cached = {key[2]: entry.n for key, entry in runtime.store.index._cache.items()}
+        assert cached == {settings.namespace: 300}  # only the default namespace
+    finally:
+        runtime.release()
