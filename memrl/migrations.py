@@ -97,7 +97,13 @@ def m001_initial(conn: Any, index: VectorIndex) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[Any, VectorIndex], None]] = [m001_initial]
+def m002_code_snapshots(conn: Any, index: VectorIndex) -> None:
+    """The vector index's code snapshots (files created by m001 before it included them)."""
+    for statement in index.snapshot_schema_sql():
+        conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[Any, VectorIndex], None]] = [m001_initial, m002_code_snapshots]
 
 
 def schema_version(conn: Any) -> int:

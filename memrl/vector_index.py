@@ -36,11 +36,11 @@ How a large-namespace search runs (exact results at a fraction of a brute-force 
 Loading the codes of a large namespace row by row from the covering index reads pages
 scattered over the file: 12-47 s for 1M rows when the page cache is cold. So a process
 that loaded a namespace of at least ``SNAPSHOT_MIN_ROWS`` rows also writes its codes as
-one snapshot row (three contiguous BLOBs: seqs, ids, codes) to ``memory_code_snapshots``;
+one snapshot row (three contiguous BLOBs: seqs, ids, codes) in ``memory_code_snapshots``;
 the next process reads the snapshot sequentially and only the rows added after it. A
 snapshot is derived data: it names the newest seq and the delete counter it reflects,
 is ignored when the counter moved (a delete), and is rewritten when it has fallen
-behind by a quarter. Dropping the table loses nothing.
+behind by a quarter. Emptying the table loses nothing.
 
 The similarities returned are always exact cosines; only the candidate set is
 approximate. With the defaults (rescore = max(200, 40 k), coarse = max(1000, 5 rescore))
@@ -79,7 +79,7 @@ COARSE_FACTOR = 5
 MIN_COARSE = 1000
 # Rows of codes kept in memory per process across all namespaces (64 bytes per row).
 MAX_CACHED_ROWS = 4_000_000
-# A namespace this large gets a code snapshot (see `_Snapshots`); smaller ones load from
+# A namespace this large gets a code snapshot (see the module docstring); smaller ones load from
 # the covering index in well under a second even with a cold page cache.
 SNAPSHOT_MIN_ROWS = 20_000
 # Rewrite a snapshot when rows added since it exceed this fraction of it.
@@ -213,12 +213,24 @@ class VectorIndex:
             f"CREATE INDEX {VECTOR_TABLE}_codes ON {VECTOR_TABLE}(namespace, seq, memory_id, code)",
             f"CREATE TABLE {STATE_TABLE} ("
             "namespace TEXT PRIMARY KEY, deletes INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID",
+            *self.snapshot_schema_sql(),
             f"CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
             # A random id per database file: cache entries of two files never mix, even
             # for two in-memory databases or two copies at one path.
             f"INSERT INTO {META_TABLE}(key, value) VALUES "
             f"('instance', lower(hex(randomblob(16)))), ('dim', '{int(self.dim)}'), "
             f"('code', '{CODE_FORMAT}')",
+        ]
+
+    @staticmethod
+    def snapshot_schema_sql() -> list[str]:
+        """DDL of the code-snapshot table (part of `schema_sql`; also run alone by the
+        migration that adds it to files created before it existed)."""
+        return [
+            f"CREATE TABLE IF NOT EXISTS {SNAPSHOT_TABLE} ("
+            "namespace TEXT PRIMARY KEY, max_seq INTEGER NOT NULL, "
+            "deletes INTEGER NOT NULL, n INTEGER NOT NULL, code_bytes INTEGER NOT NULL, "
+            "seqs BLOB NOT NULL, ids BLOB NOT NULL, codes BLOB NOT NULL)"
         ]
 
     # -- writes -----------------------------------------------------------------------------
@@ -496,20 +508,9 @@ class VectorIndex:
             np.concatenate([snap.words, rest.words], axis=1),
         )
 
-    @staticmethod
-    def _has_snapshot_table(conn: Any) -> bool:
-        return (
-            conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SNAPSHOT_TABLE,)
-            ).fetchone()
-            is not None
-        )
-
     def _read_snapshot(
         self, conn: Any, namespace: str, deletes: int, upto: int | None
     ) -> _Rows | None:
-        if not self._has_snapshot_table(conn):
-            return None
         row = conn.execute(
             f"SELECT max_seq, deletes, n, code_bytes, seqs, ids, codes FROM {SNAPSHOT_TABLE} "
             "WHERE namespace = ?",
@@ -520,13 +521,11 @@ class VectorIndex:
         max_seq, snap_deletes, n, code_bytes, seqs, ids, codes = row
         if snap_deletes != deletes or (upto is not None and max_seq > upto) or n <= 0:
             return None  # a delete since (or a transaction that sees less): not usable
-        if code_bytes != self.code_bytes or len(seqs) != 8 * n or len(ids) != 8 * n or len(
-            codes
-        ) != n * self.code_bytes:
-            log.warning("ignoring a malformed code snapshot of namespace %r", namespace)
-            return None
-        seq_arr = np.frombuffer(seqs, dtype=np.int64)
-        if int(seq_arr[-1]) != max_seq:
+        sizes_ok = (code_bytes, len(seqs), len(ids), len(codes)) == (
+            self.code_bytes, 8 * n, 8 * n, n * self.code_bytes
+        )
+        seq_arr = np.frombuffer(seqs, dtype=np.int64) if sizes_ok else None
+        if seq_arr is None or int(seq_arr[-1]) != max_seq:
             log.warning("ignoring a malformed code snapshot of namespace %r", namespace)
             return None
         raw = np.frombuffer(codes, dtype=np.uint8)
@@ -541,11 +540,9 @@ class VectorIndex:
         if rows.n < self.snapshot_min_rows:
             return
         try:
-            have = None
-            if self._has_snapshot_table(conn):
-                have = conn.execute(
-                    f"SELECT n, deletes FROM {SNAPSHOT_TABLE} WHERE namespace = ?", (namespace,)
-                ).fetchone()
+            have = conn.execute(
+                f"SELECT n, deletes FROM {SNAPSHOT_TABLE} WHERE namespace = ?", (namespace,)
+            ).fetchone()
             if (
                 have is not None
                 and have[1] == deletes
@@ -560,12 +557,6 @@ class VectorIndex:
                 ).fetchone()
                 if int(now[0] if now else 0) != deletes:
                     return  # a delete committed since these rows were read
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {SNAPSHOT_TABLE} ("
-                    "namespace TEXT PRIMARY KEY, max_seq INTEGER NOT NULL, "
-                    "deletes INTEGER NOT NULL, n INTEGER NOT NULL, code_bytes INTEGER NOT NULL, "
-                    "seqs BLOB NOT NULL, ids BLOB NOT NULL, codes BLOB NOT NULL)"
-                )
                 conn.execute(
                     f"INSERT INTO {SNAPSHOT_TABLE}(namespace, max_seq, deletes, n, code_bytes, "
                     "seqs, ids, codes) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "

@@ -14,6 +14,7 @@ import pytest
 from fake_embedder import FakeEmbedder
 
 from memrl import Memory, MemoryConfig, MemoryStore
+from memrl.migrations import MIGRATIONS
 
 WORKERS = 4
 OPS = 200
@@ -174,7 +175,7 @@ def test_processes_create_a_new_file_at_the_same_moment(tmp_path: Path) -> None:
     for round_no in range(ROUNDS):
         store = MemoryStore(tmp_path / f"new-{round_no}.db", DIM, MODEL)
         try:
-            assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 1
+            assert store._conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
             assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         finally:
             store.close()

@@ -119,3 +119,19 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(DatabaseError, match="not-a-db.sqlite"):
         MemoryStore(path, 8, "model-a")
+
+
+def test_a_file_from_before_code_snapshots_gets_their_table(
+    real_model, open_memory, db_path, sql
+) -> None:
+    store = seeded_file(open_memory, real_model).store
+    store._conn.execute("DROP TABLE memory_code_snapshots")  # as m001 made files before m002
+    store._conn.execute("PRAGMA user_version = 1")
+    store.close()
+    again = MemoryStore(db_path, 384, real_model.model_id)
+    try:
+        assert sql(again, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        assert sql(again, "SELECT count(*) FROM memory_code_snapshots") == [(0,)]
+        assert [r.intent for r in again.iter_memories()] == ["set up the project"]
+    finally:
+        again.close()

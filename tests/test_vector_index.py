@@ -343,4 +343,4 @@ def test_small_namespaces_get_no_snapshot(db: tuple[Any, VectorIndex, Path]) -> 
     data = clustered(1000, 10, seed=35)
     add(conn, index, 1, "ns", data)
     index.search(conn, data[0], "ns", 5)
-    assert not index._has_snapshot_table(conn)
+    assert snapshot_row(conn) is None

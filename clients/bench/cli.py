@@ -231,13 +231,9 @@ def measure_tier(
     res["numpy"] = measure.numpy_search(truth, qvecs, qns, args.budget)
     del truth
     say("  full recall in-process, cold page cache ...")
-
-    def open_memory() -> tuple[Memory, Any]:
-        cold_store = MemoryStore(tier.path, embedder.dim, embedder.model_id)
-        return Memory(cold_store, embedder, config), cold_store.close
-
+    # the last queries, so the warm measurements below time texts not recalled before
     res["recall_cold"] = measure.cold_recall(
-        open_memory, tier.path, qtexts[::-1], ns_names[::-1], args.budget
+        tier.path, embedder, config, qtexts[::-1], ns_names[::-1], args.budget
     )
     say("  full recall in-process ...")
     page_cache.prime(tier.path)
@@ -316,6 +312,21 @@ def _fmt(v: Any, digits: int = 1) -> str:
     return str(v)
 
 
+def _cold_cells(t: dict[str, Any]) -> dict[str, str]:
+    """A tier's cold-page-cache figures, formatted (the text and Markdown tables share them)."""
+    idx, rc = t["index"], t.get("recall_cold") or {}
+    kc = idx.get("k5_cold") or {}
+    return {
+        "first_search": f"{idx['first_search_ms']:,.0f}",
+        "index_p50": _fmt(kc.get("p50_ms"), 2),
+        "index_p95": _fmt(kc.get("p95_ms"), 2),
+        "first_recall": _fmt(rc.get("first_recall_ms"), 0),
+        "recall_p50": _fmt(rc.get("p50_ms"), 1),
+        "recall_p95": _fmt(rc.get("p95_ms"), 1),
+        "prime_s": _fmt(idx.get("prime_s"), 1),
+    }
+
+
 def render(out: dict[str, Any]) -> str:
     lines = []
     head = (
@@ -364,14 +375,12 @@ def render(out: dict[str, Any]) -> str:
         "the file's pages):"
     )
     for name, t in out["tiers"].items():
-        idx, rc = t["index"], t.get("recall_cold") or {}
+        c = _cold_cells(t)
         lines.append(
-            f"  {name}: first search {idx['first_search_ms']:.0f} ms, then index p50/p95 "
-            f"{_fmt((idx.get('k5_cold') or {}).get('p50_ms'), 2)}/"
-            f"{_fmt((idx.get('k5_cold') or {}).get('p95_ms'), 2)} ms; first recall() "
-            f"{_fmt(rc.get('first_recall_ms'), 0)} ms, then recall() p50/p95 "
-            f"{_fmt(rc.get('p50_ms'), 1)}/{_fmt(rc.get('p95_ms'), 1)} ms "
-            f"(reading the whole file once: {_fmt(idx.get('prime_s'), 1)} s)"
+            f"  {name}: first search {c['first_search']} ms, then index p50/p95 "
+            f"{c['index_p50']}/{c['index_p95']} ms; first recall() {c['first_recall']} ms, then "
+            f"recall() p50/p95 {c['recall_p50']}/{c['recall_p95']} ms "
+            f"(reading the whole file once: {c['prime_s']} s)"
         )
     lines.append("")
     st = out.get("store_throughput")
@@ -449,13 +458,10 @@ def render_markdown(out: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for name, t in out["tiers"].items():
-        idx, rc = t["index"], t.get("recall_cold") or {}
-        kc = idx.get("k5_cold") or {}
+        c = _cold_cells(t)
         rows.append(
-            f"| {name} | {idx['first_search_ms']:,.0f} ms | {_fmt(kc.get('p50_ms'), 2)} / "
-            f"{_fmt(kc.get('p95_ms'), 2)} | {_fmt(rc.get('first_recall_ms'), 0)} ms | "
-            f"{_fmt(rc.get('p50_ms'), 1)} / {_fmt(rc.get('p95_ms'), 1)} | "
-            f"{_fmt(idx.get('prime_s'), 1)} s |"
+            f"| {name} | {c['first_search']} ms | {c['index_p50']} / {c['index_p95']} | "
+            f"{c['first_recall']} ms | {c['recall_p50']} / {c['recall_p95']} | {c['prime_s']} s |"
         )
     if out.get("curve"):
         rows += ["", "| N (one namespace) | index p50 / p95 ms | sqlite-vec p50 ms | numpy p50 ms "

@@ -3,7 +3,8 @@ cold start (every page read from disk) and a warm server (the file in the page c
 
 Both are real conditions. A freshly booted machine, or one whose kernel reclaims file
 pages that were not touched for a while (the VM these figures were measured on pages
-out unmapped file cache not accessed for 60 s), reads every page of a recall from disk;
+out unmapped file cache left untouched for a minute or more), reads every page of a recall
+from disk;
 a busy server on a machine with free memory finds them cached. Reporting only one of
 the two would mislead.
 """
