@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,6 +84,14 @@ class StoreResult:
     created: bool
     namespace: str
     redacted: int = 0  # secrets replaced by [REDACTED] before storing
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    requested: list[int]
+    deleted: int
+    still_present: list[int]  # requested ids that exist after the call
+    refused: list[int]  # ids of another namespace, left alone
 
 
 @dataclass
@@ -370,5 +378,38 @@ class Memory:
             return text, 0
         return redact(text)
 
-    def get(self, memory_id: int) -> MemoryRow | None:
-        return self.store.get([memory_id]).get(memory_id)
+    # -- the rest of the front door -------------------------------------------------------
+
+    def get(self, memory_id: int, namespace: str | None = None) -> MemoryRow | None:
+        """One memory by id; with `namespace`, None unless it belongs to that namespace."""
+        row = self.store.get([memory_id]).get(memory_id)
+        if row is None or (namespace is not None and row.namespace != namespace):
+            return None
+        return row
+
+    def iter_memories(self, namespace: str | None = None) -> Iterator[MemoryRow]:
+        """Every memory (of one namespace, or all), oldest first."""
+        return self.store.iter_memories(namespace)
+
+    def stats(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Per-namespace counts, mean Q, success rate and the gate in force."""
+        return self.store.stats(namespace)
+
+    def forget(self, memory_ids: Sequence[int], namespace: str | None = None) -> ForgetResult:
+        """Delete memories (their vectors too; the ledger keeps its history). With
+        `namespace`, only that namespace's memories are deleted; the others are named in
+        `refused` and left alone."""
+        ids = validation.memory_ids("ids", memory_ids)
+        rows = self.store.get(ids)
+        refused = sorted(
+            mid for mid, row in rows.items() if namespace is not None and row.namespace != namespace
+        )
+        deleted = self.store.delete([mid for mid in rows if mid not in refused])
+        remaining = sorted(self.store.get(ids))
+        return ForgetResult(sorted(set(ids)), deleted, remaining, refused)
+
+    def task(self, task_id: str) -> TaskRow | None:
+        return self.store.task(validation.task_id(task_id))
+
+    def close(self) -> None:
+        self.store.close()

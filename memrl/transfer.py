@@ -45,7 +45,7 @@ class ImportReport:
 
 
 def export_lines(memory: Memory, namespace: str | None = None) -> Iterator[str]:
-    for row in memory.store.iter_memories(namespace):
+    for row in memory.iter_memories(namespace):
         yield json.dumps({f: getattr(row, f) for f in EXPORT_FIELDS}, ensure_ascii=False)
 
 

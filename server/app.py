@@ -293,7 +293,7 @@ def _add_resources(server: MCPServer[MemoryRuntime], runtime: MemoryRuntime) -> 
         description="Per-namespace statistics: memories, mean Q, tasks, success rate, delta",
     )
     async def stats() -> str:
-        rows = await read(lambda m: m.store.stats())
+        rows = await read(lambda m: m.stats())
         return json.dumps([NamespaceStats(**r).model_dump() for r in rows], indent=2)
 
     @server.resource(

@@ -215,7 +215,7 @@ def cmd_store(args: argparse.Namespace, memory: Memory) -> None:
 
 
 def cmd_stats(args: argparse.Namespace, memory: Memory) -> None:
-    _print(memory.store.stats(args.namespace))
+    _print(memory.stats(args.namespace))
 
 
 def cmd_export(args: argparse.Namespace, memory: Memory) -> None:
@@ -240,15 +240,7 @@ def cmd_import(args: argparse.Namespace, memory: Memory) -> None:
 
 
 def cmd_forget(args: argparse.Namespace, memory: Memory) -> None:
-    deleted = memory.store.delete(args.ids)
-    remaining = sorted(memory.store.get(args.ids))
-    _print(
-        {
-            "requested": sorted(set(args.ids)),
-            "deleted": deleted,
-            "still_present": remaining,
-        }
-    )
+    _print(asdict(memory.forget(args.ids, _namespace(args))))
 
 
 def cmd_demo(args: argparse.Namespace, memory: Memory) -> None:
@@ -289,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             COMMANDS[args.command](args, memory)
         finally:
-            memory.store.close()
+            memory.close()
     except MemrlError as e:
         print(f"memrl: error: {e}", file=sys.stderr)
         return 2

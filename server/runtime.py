@@ -117,5 +117,5 @@ class MemoryRuntime:
 
     def close(self) -> None:
         if self._memory is not None:
-            self._memory.store.close()
+            self._memory.close()
             self._memory = None

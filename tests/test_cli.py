@@ -145,8 +145,16 @@ def test_forget_is_verifiable(tmp_path: Path):
     db = tmp_path / "m.db"
     ok(memrl(db, "store", "--intent", "a task", "--experience", "a way"))
     out = ok(memrl(db, "forget", "1", "2"))
-    assert out == {"requested": [1, 2], "deleted": 1, "still_present": []}
+    assert out == {"requested": [1, 2], "deleted": 1, "still_present": [], "refused": []}
     assert ok(memrl(db, "recall", "a task"))["memories"] == []
+
+
+def test_forget_from_another_namespace_is_refused(tmp_path: Path):
+    db = tmp_path / "m.db"
+    mid = ok(memrl(db, "store", "--intent", "a task", "--experience", "a way", "--namespace", "nsA"))["id"]
+    out = ok(memrl(db, "forget", str(mid), "--namespace", "nsB"))
+    assert out == {"requested": [mid], "deleted": 0, "still_present": [mid], "refused": [mid]}
+    assert ok(memrl(db, "forget", str(mid), "--namespace", "nsA"))["deleted"] == 1
 
 
 def test_demo_shows_learning(tmp_path: Path):
