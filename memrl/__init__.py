@@ -19,30 +19,41 @@ from .errors import (
     UnknownMemoryError,
     UnknownTaskError,
 )
-from .memory import DEFAULT_NAMESPACE, Experience, Memory, OutcomeResult, RecallResult, StoreResult
+from .memory import (
+    DEFAULT_NAMESPACE,
+    Experience,
+    ForgetResult,
+    Memory,
+    OutcomeResult,
+    RecallResult,
+    StoreResult,
+)
 from .paths import default_db_path
-from .store import MemoryStore
+from .storage import SqliteStorage, Storage, open_storage
 
 __all__ = [
     "DEFAULT_NAMESPACE",
     "DatabaseError",
     "Embedder",
     "Experience",
+    "ForgetResult",
     "InvalidInputError",
     "Memory",
     "MemoryConfig",
-    "MemoryStore",
     "MemrlError",
     "ModelMismatchError",
     "ModelUnavailableError",
     "OutcomeResult",
     "RecallResult",
+    "SqliteStorage",
+    "Storage",
     "StoreResult",
     "UnknownMemoryError",
     "UnknownTaskError",
     "default_db_path",
     "load_embedder",
     "open_memory",
+    "open_storage",
 ]
 
 
@@ -53,5 +64,5 @@ def open_memory(
 ) -> Memory:
     """A Memory on `db_path` (default: the user's data directory) with the local model."""
     embedder = embedder or load_embedder()
-    store = MemoryStore(db_path or default_db_path(), embedder.dim, embedder.model_id)
-    return Memory(store, embedder, config)
+    storage = open_storage(db_path or default_db_path(), embedder.dim, embedder.model_id)
+    return Memory(storage, embedder, config)

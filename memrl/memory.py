@@ -1,10 +1,19 @@
-"""The MemRL memory: two-phase recall, outcome learning and the write path.
+"""The MemRL memory: the one front door to recall, learning, the write path and upkeep.
 
-`Memory` validates input, embeds text, ranks and learns; `MemoryStore` keeps the rows.
-Credit rule for outcomes: by default every memory injected for the task is credited.
-When the caller names `used_ids`, only those are credited; they must be a subset of the
+`Memory` validates input, embeds text, applies the retrieval rule (retrieval.py) and the
+learning rule, and keeps every write inside one storage transaction; the storage
+(storage/) keeps the rows.
+
+Credit rule for outcomes: by default every memory injected for the task is credited. When
+the caller names `used_ids`, only those are credited; they must be a subset of the
 injected memories (anything else is an error and changes nothing), and an empty list
-records the outcome while crediting no memory.
+records the outcome while crediting no memory. A credited memory that was forgotten since
+the recall is skipped and named in the result (`forgotten`): ids are never reused, so a
+pending task never credits a newcomer.
+
+Scopes: a task belongs to the namespace it was recalled in. Reporting it, or linking a
+memory to it, from another namespace is refused; so is forgetting another namespace's
+memory when the caller names its namespace.
 """
 
 from __future__ import annotations
@@ -13,16 +22,17 @@ import hashlib
 import random
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import validation
+from . import retrieval, validation
 from .config import MemoryConfig
 from .embeddings import Embedder
 from .errors import InvalidInputError, ModelMismatchError, UnknownTaskError
-from .ranking import Candidate, select
 from .redaction import redact
-from .store import MemoryRow, MemoryStore, NewMemory, TaskRow
+from .retrieval import Candidate, RecallParams
+from .storage import MemoryRow, NewMemory, NewTask, PoolRow, Storage, TaskCandidate, TaskRow
+from .storage.base import iter_memories
 
 DEFAULT_NAMESPACE = "default"
 
@@ -37,29 +47,35 @@ class Recalled:
     similarity: float
     score: float
     injected: bool
+    intent_id: int = 0
 
 
 @dataclass(frozen=True)
 class RecallResult:
-    task_id: str
+    task_id: str | None  # None for a dry run (nothing written)
     namespace: str
     delta: float
     injected: list[Recalled]
     candidates: list[Recalled]  # the phase-A pool, best score first
     explored: bool = False
     selection_prob: float = 1.0
+    intents: list[tuple[int, float]] = field(default_factory=list)  # phase A: (intent, sim)
 
     @property
     def message(self) -> str:
+        report = (
+            "dry run: nothing was recorded"
+            if self.task_id is None
+            else f"report the outcome with task_id {self.task_id}"
+        )
         if self.injected:
             return (
-                f"{len(self.injected)} memories selected from {len(self.candidates)} candidates; "
-                f"report the outcome with task_id {self.task_id}."
+                f"{len(self.injected)} memories selected from {len(self.candidates)} "
+                f"candidates; {report}."
             )
         return (
             f"No stored experience is similar enough to this task (gate delta={self.delta:.2f}); "
-            f"nothing injected. Work without memory and still report the outcome with task_id "
-            f"{self.task_id}."
+            f"nothing injected. Work without memory; {report}."
         )
 
 
@@ -70,12 +86,16 @@ class OutcomeResult:
     reward: float
     credited: dict[int, float]  # memory id -> Q now
     reflection_id: int | None = None
+    forgotten: list[int] = field(default_factory=list)  # credited, but deleted since the recall
 
     @property
     def message(self) -> str:
         if not self.applied:
             return f"Outcome for task {self.task_id} was already reported; nothing changed."
-        return f"Outcome recorded; {len(self.credited)} memories credited with reward {self.reward:+g}."
+        text = f"Outcome recorded; {len(self.credited)} memories credited with reward {self.reward:+g}."
+        if self.forgotten:
+            text += f" Memories {self.forgotten} were forgotten since the recall: not credited."
+        return text
 
 
 @dataclass(frozen=True)
@@ -117,27 +137,35 @@ def _unknown_task(task_id: str) -> UnknownTaskError:
     )
 
 
+def _check_scope(task: TaskRow, namespace: str | None) -> None:
+    if namespace is not None and task.namespace != namespace:
+        raise InvalidInputError(
+            f"task {task.task_id} belongs to namespace {task.namespace!r}, not {namespace!r}: "
+            "use the namespace it was recalled in"
+        )
+
+
 def new_task_id() -> str:
     return "t-" + secrets.token_hex(8)
 
 
 class Memory:
-    """MemRL over one store and one embedder."""
+    """MemRL over one storage backend and one embedder."""
 
     def __init__(
         self,
-        store: MemoryStore,
+        storage: Storage,
         embedder: Embedder,
         config: MemoryConfig | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if store.model_id != embedder.model_id or store.index.dim != embedder.dim:
+        if storage.model_id != embedder.model_id or storage.dim != embedder.dim:
             raise ModelMismatchError(
-                f"store opened for {store.model_id!r}/{store.index.dim}d but the embedder is "
-                f"{embedder.model_id!r}/{embedder.dim}d: open the store with the embedder's "
+                f"storage opened for {storage.model_id!r}/{storage.dim}d but the embedder is "
+                f"{embedder.model_id!r}/{embedder.dim}d: open the storage with the embedder's "
                 "model_id and dim"
             )
-        self.store = store
+        self.storage = storage
         self.embedder = embedder
         self.config = config or MemoryConfig()
         self._rng = rng or random.Random()
@@ -149,74 +177,66 @@ class Memory:
         task: str,
         namespace: str = DEFAULT_NAMESPACE,
         *,
+        k: int | None = None,
         k1: int | None = None,
         k2: int | None = None,
         lam: float | None = None,
         delta: float | None = None,
         epsilon: float | None = None,
         task_id: str | None = None,
+        dry_run: bool = False,
     ) -> RecallResult:
-        """Phase A (similarity gate, top-k1), phase B (value-aware top-k2), logged in the ledger."""
-        cfg = self.config
-        query = self._clean("task", task, cfg.max_intent_chars)
+        """Two-phase retrieval (retrieval.py), logged in the ledger unless `dry_run`."""
+        params = RecallParams.of(self.config, k=k, k1=k1, k2=k2, lam=lam, delta=delta, epsilon=epsilon)
+        query = self._clean("task", task, self.config.max_intent_chars)
         namespace = validation.namespace(namespace)
-        overrides: dict[str, Any] = {
-            "k1": k1,
-            "k2": k2,
-            "lam": lam,
-            "delta": delta,
-            "epsilon": epsilon,
-        }
-        params = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-        if task_id is None:
-            task_id = new_task_id()
-        elif self.store.task_exists(validation.task_id(task_id)):
-            raise InvalidInputError(f"task id {task_id!r} is already used: pick a new one")
-        gate = params.delta
-        if gate is None:
-            gate = self.store.namespace_delta(namespace)
-        if gate is None:
-            gate = cfg.delta_small
+        if task_id is not None:
+            task_id = validation.task_id(task_id)
         vector = self.embedder.embed_query(query)
-        hits = self.store.nearest(vector, namespace, params.k1)
-        pool = [Candidate(mid, sim, q) for mid, sim, q in hits if sim > gate]
-        selection = select(pool, params.lam, params.k2, params.epsilon, self._rng)
-        self.store.record_task(
-            task_id,
-            namespace,
-            query,
-            {
-                "k1": params.k1,
-                "k2": params.k2,
-                "lam": params.lam,
-                "delta": gate,
-                "epsilon": params.epsilon,
-            },
-            selection,
+        with self.storage.read() as r:
+            r.check_model(namespace)
+            gate = retrieval.gate(params.delta, r.namespace_delta(namespace), self.config)
+            intents = retrieval.phase_a(r.nearest_intents(vector, namespace, params.k1), gate, params.k1)
+            rows = r.members([iid for iid, _ in intents], params.per_intent)
+        similarity = dict(intents)
+        pool = {row.id: PoolRow(row, similarity[row.intent_id]) for row in rows}
+        selection = retrieval.select(
+            [Candidate(p.memory.id, p.similarity, p.memory.q) for p in pool.values()],
+            params.lam,
+            params.k2,
+            params.epsilon,
+            self._rng,
         )
-        rows = self.store.get([s.memory_id for s in selection.ranked])
+        if not dry_run:
+            task_id = task_id or new_task_id()
+            with self.storage.write() as tx:
+                tx.record_task(
+                    NewTask(
+                        task_id, namespace, query, params.k1, params.k2, params.lam, gate,
+                        params.epsilon, selection.explored, selection.selection_prob,
+                        [
+                            TaskCandidate(s.memory_id, rank, s.similarity, s.q, s.score, s.injected)
+                            for rank, s in enumerate(selection.ranked)
+                        ],
+                    )
+                )
         ranked = [
             Recalled(
-                s.memory_id,
-                rows[s.memory_id].kind,
-                rows[s.memory_id].intent,
-                rows[s.memory_id].experience,
-                s.q,
-                s.similarity,
-                s.score,
-                s.injected,
+                s.memory_id, pool[s.memory_id].memory.kind, pool[s.memory_id].memory.intent,
+                pool[s.memory_id].memory.experience, s.q, s.similarity, s.score, s.injected,
+                pool[s.memory_id].memory.intent_id,
             )
             for s in selection.ranked
-            if s.memory_id in rows
         ]
         return RecallResult(
-            task_id=task_id,
+            task_id=None if dry_run else task_id,
             namespace=namespace,
             delta=gate,
             injected=[r for r in ranked if r.injected],
             candidates=ranked,
             explored=selection.explored,
             selection_prob=selection.selection_prob,
+            intents=intents,
         )
 
     # -- learning -------------------------------------------------------------------------
@@ -229,60 +249,61 @@ class Memory:
         reward: float | None = None,
         used_ids: Sequence[int] | None = None,
         reflection: str | None = None,
+        namespace: str | None = None,
     ) -> OutcomeResult:
-        """Apply Q <- Q + alpha (r - Q) to the credited memories of `task_id`, exactly once."""
+        """Apply Q <- Q + alpha (r - Q) to the credited memories of `task_id`, exactly once.
+        With `namespace`, the task must have been recalled in it."""
         task_id = validation.task_id(task_id)
         outcome, r = self._reward(success, reward)
         used = None if used_ids is None else validation.memory_ids("used_ids", used_ids)
-        if reflection is not None:
-            reflection = self._clean("reflection", reflection, self.config.max_experience_chars)
-
-        def credit(task: TaskRow) -> list[int]:
-            if used is None:
-                return task.injected
-            stray = sorted(set(used) - set(task.injected))
-            if stray:
-                raise InvalidInputError(
-                    f"used_ids {stray} were not injected for task {task_id} (injected: "
-                    f"{task.injected}): name only memories that recall_experience returned"
-                )
-            return used
-
+        if namespace is not None:
+            namespace = validation.namespace(namespace)
         lesson = None
         if reflection is not None:
-            lesson = self._reflection_memory(task_id, reflection, r)
-        task, new_q, applied, reflection_id = self.store.apply_outcome(
-            task_id,
-            outcome,
-            r,
-            used,
-            self.config.alpha,
-            self.config.learning,
-            credit,
-            reflection=lesson,
-            config=self.config,
-        )
-        if task is None:
-            raise _unknown_task(task_id)
-        if not applied:
-            return OutcomeResult(task_id, False, float(task.reward or 0.0), new_q)
-        return OutcomeResult(task_id, True, r, new_q, reflection_id)
+            lesson = self._reflection_memory(task_id, reflection, r, namespace)
+        with self.storage.write() as tx:
+            task = tx.task(task_id)
+            if task is None:
+                raise _unknown_task(task_id)
+            _check_scope(task, namespace)
+            if task.reward is not None:
+                return OutcomeResult(task_id, False, float(task.reward), tx.q_of(task.credited))
+            credit = self._credit(task, used)
+            alpha = self.config.alpha if self.config.learning else None
+            done = tx.apply_outcome(task_id, outcome, r, used, credit, alpha)
+            reflection_id = None
+            if lesson is not None:
+                [(reflection_id, _)] = tx.insert_memories([lesson], self.config)
+        return OutcomeResult(task_id, True, r, done.new_q, reflection_id, done.forgotten)
 
-    def _reflection_memory(self, task_id: str, reflection: str, reward: float) -> NewMemory:
+    @staticmethod
+    def _credit(task: TaskRow, used: list[int] | None) -> list[int]:
+        if used is None:
+            return task.injected
+        stray = sorted(set(used) - set(task.injected))
+        if stray:
+            raise InvalidInputError(
+                f"used_ids {stray} were not injected for task {task.task_id} (injected: "
+                f"{task.injected}): name only memories that recall_experience returned"
+            )
+        return used
+
+    def _reflection_memory(
+        self, task_id: str, reflection: str, reward: float, namespace: str | None
+    ) -> NewMemory:
         """The memory a reflection becomes: filed under the task's own query and namespace."""
-        task = self.store.task(task_id)
+        text, _ = self._clean_counted("reflection", reflection, self.config.max_experience_chars)
+        with self.storage.read() as r:
+            task = r.task(task_id)
         if task is None:
             raise _unknown_task(task_id)
-        return NewMemory(
-            namespace=task.namespace,
-            intent=task.query,
-            experience=reflection,
-            kind="success" if reward > 0 else "failure",
-            content_hash=content_hash(task.query, reflection),
-            metadata="{}",
-            vector=self.embedder.embed_query(task.query),
-            source_task_id=task_id,
-            q=self.config.q_init,
+        _check_scope(task, namespace)
+        return self._new_memory(
+            Experience(
+                task.query, text, "success" if reward > 0 else "failure", task.namespace, task_id
+            ),
+            "{}",
+            self.embedder.embed_query(task.query),
         )
 
     def _reward(self, success: bool | None, reward: float | None) -> tuple[str, float]:
@@ -315,40 +336,57 @@ class Memory:
             [Experience(intent, experience, kind, namespace, task_id, metadata)]
         )[0]
 
-    def store_many(self, items: Iterable[Experience]) -> list[StoreResult]:
-        """Validate all, embed in batches, insert in one transaction."""
-        cfg = self.config
+    def store_many(
+        self, items: Iterable[Experience], learned: Sequence[dict[str, Any]] | None = None
+    ) -> list[StoreResult]:
+        """Validate all, embed in batches, insert in one transaction. `learned` (import)
+        gives per item the Q and statistics to keep instead of Q_init."""
         validated = [self._validated(item) for item in items]
-        checked = [(c, meta) for c, meta, _ in validated]
-        redactions = [n for _, _, n in validated]
-        if not checked:
+        if not validated:
             return []
-        for task_id in {c.task_id for c, _ in checked if c.task_id is not None}:
-            if not self.store.task_exists(task_id):
-                raise InvalidInputError(
-                    f"task id {task_id!r} is unknown: link a memory only to a task id that "
-                    "recall_experience returned, or leave task_id out"
-                )
-        vectors = self.embedder.embed([c.intent for c, _ in checked])
+        vectors = self.embedder.embed([c.intent for c, _, _ in validated])
         rows = [
-            NewMemory(
-                namespace=c.namespace,
-                intent=c.intent,
-                experience=c.experience,
-                kind=c.kind,
-                content_hash=content_hash(c.intent, c.experience),
-                metadata=meta,
-                vector=v,
-                source_task_id=c.task_id,
-                q=cfg.q_init,
-            )
-            for (c, meta), v in zip(checked, vectors)
+            self._new_memory(c, meta, v, **(learned[i] if learned else {}))
+            for i, ((c, meta, _), v) in enumerate(zip(validated, vectors))
         ]
-        results = self.store.insert(rows, cfg)
+        with self.storage.write() as tx:
+            for c, _, _ in validated:
+                if c.task_id is not None:
+                    self._check_task_link(tx.task(c.task_id), c)
+            results = tx.insert_memories(rows, self.config)
         return [
-            StoreResult(mid, created, c.namespace, redactions[i])
-            for i, ((mid, created), (c, _)) in enumerate(zip(results, checked))
+            StoreResult(mid, created, c.namespace, n)
+            for (mid, created), (c, _, n) in zip(results, validated)
         ]
+
+    @staticmethod
+    def _check_task_link(task: TaskRow | None, item: Experience) -> None:
+        if task is None:
+            raise InvalidInputError(
+                f"task id {item.task_id!r} is unknown: link a memory only to a task id that "
+                "recall_experience returned, or leave task_id out"
+            )
+        _check_scope(task, item.namespace)
+
+    def _new_memory(
+        self, c: Experience, metadata: str, vector: Any, **learned: Any
+    ) -> NewMemory:
+        return NewMemory(
+            namespace=c.namespace,
+            intent=c.intent,
+            intent_key=retrieval.intent_key(c.intent),
+            experience=c.experience,
+            kind=c.kind,
+            content_hash=content_hash(c.intent, c.experience),
+            metadata=metadata,
+            vector=vector,
+            source_task_id=c.task_id,
+            **{"q": self.config.q_init, **learned},
+        )
+
+    def check_experience(self, item: Experience) -> None:
+        """Raise InvalidInputError if `store_many([item])` would refuse it (nothing is written)."""
+        self._validated(item)
 
     def _validated(self, item: Experience) -> tuple[Experience, str, int]:
         """The item with its texts stripped, checked and redacted, its metadata as JSON text,
@@ -382,34 +420,47 @@ class Memory:
 
     def get(self, memory_id: int, namespace: str | None = None) -> MemoryRow | None:
         """One memory by id; with `namespace`, None unless it belongs to that namespace."""
-        row = self.store.get([memory_id]).get(memory_id)
+        with self.storage.read() as r:
+            row = r.get([memory_id]).get(memory_id)
         if row is None or (namespace is not None and row.namespace != namespace):
             return None
         return row
 
     def iter_memories(self, namespace: str | None = None) -> Iterator[MemoryRow]:
         """Every memory (of one namespace, or all), oldest first."""
-        return self.store.iter_memories(namespace)
+        return iter_memories(self.storage, namespace)
 
     def stats(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Per-namespace counts, mean Q, success rate and the gate in force."""
-        return self.store.stats(namespace)
+        """Per-namespace counts, mean Q, success rate, and the gate a recall uses now
+        (`delta`: the calibrated value, the configured one, or the small-namespace one)."""
+        with self.storage.read() as r:
+            rows = r.stats(namespace)
+        for row in rows:
+            row["delta_calibrated"] = row["delta"]
+            row["delta"] = retrieval.gate(self.config.delta, row["delta"], self.config)
+        return rows
 
     def forget(self, memory_ids: Sequence[int], namespace: str | None = None) -> ForgetResult:
         """Delete memories (their vectors too; the ledger keeps its history). With
         `namespace`, only that namespace's memories are deleted; the others are named in
         `refused` and left alone."""
         ids = validation.memory_ids("ids", memory_ids)
-        rows = self.store.get(ids)
-        refused = sorted(
-            mid for mid, row in rows.items() if namespace is not None and row.namespace != namespace
-        )
-        deleted = self.store.delete([mid for mid in rows if mid not in refused])
-        remaining = sorted(self.store.get(ids))
-        return ForgetResult(sorted(set(ids)), deleted, remaining, refused)
+        with self.storage.write() as tx:
+            rows = tx.get(ids)
+            refused = sorted(
+                mid for mid, row in rows.items() if namespace is not None and row.namespace != namespace
+            )
+            deleted = tx.delete_memories([mid for mid in rows if mid not in refused])
+            remaining = sorted(tx.get(ids))
+        return ForgetResult(ids, deleted, remaining, refused)
 
     def task(self, task_id: str) -> TaskRow | None:
-        return self.store.task(validation.task_id(task_id))
+        with self.storage.read() as r:
+            return r.task(validation.task_id(task_id))
+
+    def preload(self, namespace: str) -> int:
+        """Read a namespace's search data into memory ahead of its first recall."""
+        return self.storage.preload(validation.namespace(namespace))
 
     def close(self) -> None:
-        self.store.close()
+        self.storage.close()

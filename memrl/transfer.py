@@ -16,8 +16,7 @@ from typing import IO, Any
 
 from . import validation
 from .errors import InvalidInputError
-from .memory import Memory, content_hash
-from .store import NewMemory
+from .memory import Experience, Memory
 
 EXPORT_FIELDS = (
     "id",
@@ -34,7 +33,6 @@ EXPORT_FIELDS = (
     "model_id",
     "source_task_id",
 )
-BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -68,52 +66,52 @@ def _number(record: dict[str, Any], key: str, lo: float, hi: float, default: flo
     return value
 
 
-def _parse(line: str, memory: Memory, namespace: str | None) -> tuple[dict[str, Any], str]:
+LEARNED_FIELDS = ("q", "n_updates", "last_reward", "created_at", "updated_at")
+
+
+def _parse(line: str, memory: Memory, namespace: str | None) -> tuple[Experience, dict[str, Any]]:
+    """One exported line as the experience to store and the learned values it keeps. Texts
+    and metadata are checked (and redacted) by the same write path as every store."""
     cfg = memory.config
     record = json.loads(line)
     if not isinstance(record, dict):
         raise InvalidInputError("each line must be a JSON object")
-    fields = {
-        "namespace": validation.namespace(namespace or record.get("namespace")),
-        "intent": validation.text("intent", record.get("intent"), cfg.max_intent_chars),
-        "experience": validation.text(
-            "experience", record.get("experience"), cfg.max_experience_chars
-        ),
-        "kind": validation.kind(record.get("kind", "note")),
+    metadata = record.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidInputError("metadata must be a JSON object")
+    experience = Experience(
+        intent=record.get("intent"),  # type: ignore[arg-type]
+        experience=record.get("experience"),  # type: ignore[arg-type]
+        kind=record.get("kind", "note"),
+        namespace=validation.namespace(namespace or record.get("namespace")),
+        metadata=metadata,
+    )
+    learned = {
         "q": _number(record, "q", -1.0, 1.0, cfg.q_init),
         "n_updates": int(_number(record, "n_updates", 0, 2**62, 0)),
         "last_reward": _number(record, "last_reward", -1.0, 1.0, None),
         "created_at": _number(record, "created_at", 0, 1e11, None),
         "updated_at": _number(record, "updated_at", 0, 1e11, None),
     }
-    return fields, validation.metadata(record.get("metadata"), cfg.max_metadata_chars)
+    return experience, learned
 
 
 def import_jsonl(
     memory: Memory, lines: Iterable[str], namespace: str | None = None
 ) -> ImportReport:
-    """Import an export; `namespace` re-files every memory under one namespace."""
+    """Import an export; `namespace` re-files every memory under one namespace. All lines
+    are checked before anything is written; new ids are assigned (exported ids are never
+    reused), duplicates are skipped."""
     parsed = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            parsed.append(_parse(line, memory, namespace))
+            experience, learned = _parse(line, memory, namespace)
+            memory.check_experience(experience)
+            parsed.append((experience, learned))
         except (json.JSONDecodeError, InvalidInputError, TypeError, ValueError) as e:
             raise InvalidInputError(f"line {number}: {e}; nothing was imported") from e
-    rows: list[NewMemory] = []
-    for start in range(0, len(parsed), BATCH):
-        chunk = parsed[start : start + BATCH]
-        vectors = memory.embedder.embed([f["intent"] for f, _ in chunk])
-        rows.extend(
-            NewMemory(
-                content_hash=content_hash(f["intent"], f["experience"]),
-                metadata=meta,
-                vector=v,
-                **f,
-            )
-            for (f, meta), v in zip(chunk, vectors)
-        )
-    results = memory.store.insert(rows, memory.config) if rows else []
-    created = sum(1 for _, c in results if c)
+    results = memory.store_many([e for e, _ in parsed], learned=[v for _, v in parsed])
+    created = sum(1 for r in results if r.created)
     return ImportReport(read=len(parsed), created=created, skipped_duplicates=len(parsed) - created)

@@ -31,7 +31,9 @@ def text(name: str, value: object, max_chars: int) -> str:
 
 
 def namespace(value: object) -> str:
-    if not isinstance(value, str) or not NAMESPACE_RE.match(value):
+    """A namespace exactly as given: whitespace anywhere (a trailing newline too) is refused,
+    so `nsA` and `nsA\\n` can never become two scopes."""
+    if not isinstance(value, str) or not NAMESPACE_RE.fullmatch(value):
         raise InvalidInputError(
             f"namespace {value!r} is invalid: use 1-200 characters from letters, digits and "
             "._:/@+- starting with a letter or digit (e.g. 'github.com/org/repo')"
@@ -40,7 +42,7 @@ def namespace(value: object) -> str:
 
 
 def task_id(value: object) -> str:
-    if not isinstance(value, str) or not TASK_ID_RE.match(value):
+    if not isinstance(value, str) or not TASK_ID_RE.fullmatch(value):
         raise InvalidInputError(
             f"task id {value!r} is invalid: pass the task_id exactly as recall_experience returned it"
         )

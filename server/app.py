@@ -109,7 +109,7 @@ def build_server(
         lifespan=lifespan,
     )
     _add_tools(server, settings, runtime)
-    _add_resources(server, runtime)
+    _add_resources(server, runtime, settings.namespace)
     return server
 
 
@@ -163,8 +163,7 @@ def _add_tools(
         ] = None,
     ) -> RecallOutput:
         ns = namespace or default_ns
-        k1 = None if k is None else max(k, settings.memory.k1)
-        result = await _call(runtime, lambda m: m.recall(task, ns, k1=k1, k2=k))
+        result = await _call(runtime, lambda m: m.recall(task, ns, k=k))
         return RecallOutput.from_result(result)
 
     @server.tool(
@@ -197,7 +196,9 @@ def _add_tools(
                 description="Optional lesson to store: on failure what to avoid, on success the steps"
             ),
         ] = None,
+        namespace: NamespaceArg = None,
     ) -> OutcomeOutput:
+        ns = namespace or default_ns
         out = await _call(
             runtime,
             lambda m: m.report(
@@ -206,6 +207,7 @@ def _add_tools(
                 reward=reward,
                 used_ids=used_ids,
                 reflection=reflection,
+                namespace=ns,
             ),
         )
         return OutcomeOutput(
@@ -214,6 +216,7 @@ def _add_tools(
             reward=out.reward,
             credited=[CreditedMemory(id=i, q=q) for i, q in sorted(out.credited.items())],
             reflection_id=out.reflection_id,
+            forgotten=out.forgotten,
             message=out.message,
         )
 
@@ -282,7 +285,9 @@ def _add_tools(
         )
 
 
-def _add_resources(server: MCPServer[MemoryRuntime], runtime: MemoryRuntime) -> None:
+def _add_resources(
+    server: MCPServer[MemoryRuntime], runtime: MemoryRuntime, namespace: str
+) -> None:
     async def read(fn: Callable[[Memory], T]) -> T:
         return await _call(runtime, fn, ResourceError)
 
@@ -300,12 +305,12 @@ def _add_resources(server: MCPServer[MemoryRuntime], runtime: MemoryRuntime) -> 
         "memrl://memory/{memory_id}",
         name="memory",
         mime_type="application/json",
-        description="One memory by id, with its Q and statistics",
+        description="One memory of this project's namespace by id, with its Q and statistics",
     )
     async def memory(memory_id: int) -> str:
-        row = await read(lambda m: m.get(int(memory_id)))
+        row = await read(lambda m: m.get(int(memory_id), namespace))
         if row is None:
-            raise ResourceError(f"no memory with id {memory_id}")
+            raise ResourceError(f"no memory with id {memory_id} in namespace {namespace!r}")
         return MemoryDetail(
             **{k: getattr(row, k) for k in MemoryDetail.model_fields}
         ).model_dump_json(indent=2)

@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("task")
     p.add_argument("--k", type=int, help="memories to inject")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="rank as a recall would, write nothing to the ledger (no task id)",
+    )
 
     p = sub.add_parser("report", help="report a task's outcome")
     _common(p)
@@ -164,8 +169,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_recall(args: argparse.Namespace, memory: Memory) -> None:
-    k1 = None if args.k is None else max(args.k, memory.config.k1)
-    r = memory.recall(args.task, _namespace(args), k1=k1, k2=args.k)
+    r = memory.recall(args.task, _namespace(args), k=args.k, dry_run=args.dry_run)
     _print(RecallOutput.from_result(r).model_dump())
 
 
@@ -185,6 +189,7 @@ def cmd_report(args: argparse.Namespace, memory: Memory) -> None:
         reward=args.reward,
         used_ids=used,
         reflection=args.reflection,
+        namespace=_namespace(args),
     )
     _print(
         {
@@ -193,6 +198,7 @@ def cmd_report(args: argparse.Namespace, memory: Memory) -> None:
             "reward": out.reward,
             "credited": [{"id": i, "q": q} for i, q in out.credited.items()],
             "reflection_id": out.reflection_id,
+            "forgotten": out.forgotten,
             "message": out.message,
         }
     )

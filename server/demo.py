@@ -57,7 +57,7 @@ def run_demo(memory: Memory, rounds: int = 8) -> None:
     helpful_id = ids[-1]
     _line(
         f"Stored {len(ids)} similar-looking experiences in namespace '{NAMESPACE}' "
-        f"({memory.store.path}); only memory {helpful_id} really fixes the problem."
+        f"({memory.storage.target}); only memory {helpful_id} really fixes the problem."
     )
     _line(
         "Each task: recall -> the agent tries the injected memories -> the check passes only "
@@ -74,6 +74,7 @@ def run_demo(memory: Memory, rounds: int = 8) -> None:
         injected = [m.id for m in recall.injected]
         success = helpful_id in injected
         wins.append(success)
+        assert recall.task_id is not None  # not a dry run
         memory.report(recall.task_id, success=success, used_ids=[helpful_id] if success else None)
         ranking = "  ".join(
             f"{'*' if c.injected else ' '}#{c.id}(sim {c.similarity:.2f}, Q {c.q:+.2f})"

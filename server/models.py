@@ -24,7 +24,9 @@ class RecalledMemory(BaseModel):
 
 
 class RecallOutput(BaseModel):
-    task_id: str = Field(description="Pass this to report_outcome when the task ends")
+    task_id: str | None = Field(
+        description="Pass this to report_outcome when the task ends (null for a dry run)"
+    )
     namespace: str
     delta: float = Field(description="The similarity gate in force for this namespace")
     memories: list[RecalledMemory] = Field(description="Injected experiences, most useful first")
@@ -69,6 +71,10 @@ class OutcomeOutput(BaseModel):
         default=None,
         description="Id of the memory stored from `reflection`, if one was given",
     )
+    forgotten: list[int] = Field(
+        default_factory=list,
+        description="Credited memories deleted since the recall: nothing was credited to them",
+    )
     message: str
 
 
@@ -83,8 +89,10 @@ class StoreOutput(BaseModel):
 class NamespaceStats(BaseModel):
     namespace: str
     model_id: str
-    delta: float | None
+    delta: float = Field(description="The similarity gate a recall uses now")
+    delta_calibrated: float | None = Field(description="The namespace's calibrated gate, if any")
     memories: int
+    intents: int = Field(description="Distinct intents the memories are filed under")
     mean_q: float | None
     failure_memories: int
     tasks: int
@@ -95,6 +103,7 @@ class NamespaceStats(BaseModel):
 class MemoryDetail(BaseModel):
     id: int
     namespace: str
+    intent_id: int
     intent: str
     experience: str
     kind: str

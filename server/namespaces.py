@@ -35,7 +35,7 @@ def normalise_remote(url: str) -> str | None:
         return None
     name = f"{host}/{path}".lower()
     name = re.sub(r"[^a-z0-9._:/@+-]", "-", name)
-    return name if NAMESPACE_RE.match(name) else None
+    return name if NAMESPACE_RE.fullmatch(name) else None
 
 
 def _git(cwd: Path, *args: str) -> str | None:

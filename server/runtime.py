@@ -16,7 +16,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
-from memrl import Embedder, Memory, MemoryStore, MemrlError, load_embedder
+from memrl import Embedder, Memory, MemrlError, Storage, load_embedder, open_storage
 
 from .settings import ServerSettings
 
@@ -39,7 +39,7 @@ class MemoryRuntime:
         self._ready = threading.Event()
         self._memory: Memory | None = None
         self._error: BaseException | None = None
-        self.store: MemoryStore | None = None
+        self.storage: Storage | None = None
         self.load_seconds: float | None = None
         self._users = 0
         self._users_lock = threading.Lock()
@@ -65,13 +65,13 @@ class MemoryRuntime:
         started = time.perf_counter()
         try:
             embedder = self._factory()
-            store = MemoryStore(self.settings.db_path, embedder.dim, embedder.model_id)
-            self.store = store
-            memory = Memory(store, embedder, self.settings.memory)
+            storage = open_storage(self.settings.db_path, embedder.dim, embedder.model_id)
+            self.storage = storage
+            memory = Memory(storage, embedder, self.settings.memory)
             # the default namespace's codes too, so the first recall does not load them
             # (a 1M-row namespace: 0.2-0.6 s from its snapshot)
             try:
-                rows = store.preload(self.settings.namespace)
+                rows = memory.preload(self.settings.namespace)
             except MemrlError as e:  # only an optimisation: the first recall loads them
                 log.warning("could not preload namespace %r: %s", self.settings.namespace, e)
                 rows = 0

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fake_embedder import FakeEmbedder
 
-from memrl import Embedder, Memory, MemoryConfig, MemoryStore, load_embedder
+from memrl import Embedder, Memory, MemoryConfig, SqliteStorage, load_embedder
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def open_memory(db_path: Path) -> Iterator[Callable[..., Memory]]:
     """Factory: a Memory on the test's database file; every store it opens is closed afterwards."""
-    stores: list[MemoryStore] = []
+    stores: list[SqliteStorage] = []
 
     def make(
         embedder: Any = None,
@@ -36,7 +36,7 @@ def open_memory(db_path: Path) -> Iterator[Callable[..., Memory]]:
         path: Path | None = None,
     ) -> Memory:
         embedder = embedder or FakeEmbedder()
-        store = MemoryStore(path or db_path, embedder.dim, embedder.model_id)
+        store = SqliteStorage(path or db_path, embedder.dim, embedder.model_id)
         stores.append(store)
         rng = None if seed is None else random.Random(seed)
         return Memory(store, embedder, config, rng=rng)
@@ -47,7 +47,7 @@ def open_memory(db_path: Path) -> Iterator[Callable[..., Memory]]:
 
 
 @pytest.fixture
-def snapshot() -> Callable[[MemoryStore], dict[str, Any]]:
+def snapshot() -> Callable[[SqliteStorage], dict[str, Any]]:
     return table_snapshot
 
 
@@ -56,7 +56,7 @@ def sql() -> Callable[..., list[tuple[Any, ...]]]:
     return query
 
 
-def table_snapshot(store: MemoryStore) -> dict[str, Any]:
+def table_snapshot(store: SqliteStorage) -> dict[str, Any]:
     """Every row of every table (vector shadow tables included) and the schema version."""
     conn = store._conn
     names = [
@@ -71,5 +71,5 @@ def table_snapshot(store: MemoryStore) -> dict[str, Any]:
     return snap
 
 
-def query(store: MemoryStore, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+def query(store: SqliteStorage, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in store._conn.execute(sql, args).fetchall()]

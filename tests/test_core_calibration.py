@@ -28,6 +28,12 @@ def expected_delta(rows: np.ndarray, config: MemoryConfig) -> float:
     return max(config.delta_floor, float(np.percentile(pairs, 80)))
 
 
+def calibrated(memory, namespace: str) -> float | None:
+    """The namespace's calibrated gate (None before it has one)."""
+    rows = memory.stats(namespace)
+    return rows[0]["delta_calibrated"] if rows else None
+
+
 def calibrating_memory(open_memory, rows: np.ndarray, config: MemoryConfig):
     vectors = {f"intent {i}": row for i, row in enumerate(rows)}
     vectors["query"] = rows[0]
@@ -42,7 +48,7 @@ def test_delta_is_small_then_calibrated(open_memory, sql, spread: float) -> None
 
     for i in range(config.calibration_min - 1):
         memory.store_experience(f"intent {i}", f"experience {i}")
-    assert memory.store.namespace_delta("default") is None
+    assert calibrated(memory, "default") is None
     assert memory.recall("query").delta == config.delta_small == 0.35
 
     memory.store_experience(f"intent {config.calibration_min - 1}", "the 20th experience")
@@ -51,13 +57,13 @@ def test_delta_is_small_then_calibrated(open_memory, sql, spread: float) -> None
         assert want == config.delta_floor  # scattered intents: the floor holds the gate up
     else:
         assert want > 0.5
-    assert memory.store.namespace_delta("default") == pytest.approx(want, abs=1e-6)
+    assert calibrated(memory, "default") == pytest.approx(want, abs=1e-6)
     task = memory.recall("query")
     assert task.delta == pytest.approx(want, abs=1e-6)
-    assert sql(memory.store, "SELECT delta FROM tasks WHERE task_id = ?", task.task_id) == [
+    assert sql(memory.storage, "SELECT delta FROM tasks WHERE task_id = ?", task.task_id) == [
         (pytest.approx(want, abs=1e-6),)
     ]
-    assert sql(memory.store, "SELECT delta_count FROM namespaces") == [(20,)]
+    assert sql(memory.storage, "SELECT delta_count FROM namespaces") == [(20,)]
 
 
 def test_recalibrates_after_a_quarter_more_memories(open_memory, sql) -> None:
@@ -67,12 +73,12 @@ def test_recalibrates_after_a_quarter_more_memories(open_memory, sql) -> None:
     for i in range(24):
         memory.store_experience(f"intent {i}", f"experience {i}")
     at_20 = expected_delta(rows[:20], config)
-    assert memory.store.namespace_delta("default") == pytest.approx(at_20, abs=1e-6)
+    assert calibrated(memory, "default") == pytest.approx(at_20, abs=1e-6)
     memory.store_experience("intent 24", "experience 24")  # 25 = 20 * 1.25
     at_25 = expected_delta(rows[:25], config)
     assert at_25 != pytest.approx(at_20, abs=1e-4)
-    assert memory.store.namespace_delta("default") == pytest.approx(at_25, abs=1e-6)
-    assert sql(memory.store, "SELECT delta_count FROM namespaces") == [(25,)]
+    assert calibrated(memory, "default") == pytest.approx(at_25, abs=1e-6)
+    assert sql(memory.storage, "SELECT delta_count FROM namespaces") == [(25,)]
 
 
 def test_calibration_is_per_namespace(open_memory) -> None:
@@ -82,10 +88,10 @@ def test_calibration_is_per_namespace(open_memory) -> None:
     for i in range(5):
         memory.store_experience(f"intent {i}", f"experience {i}", namespace="big")
     memory.store_experience("intent 5", "experience 5", namespace="small")
-    assert memory.store.namespace_delta("big") == pytest.approx(
+    assert calibrated(memory, "big") == pytest.approx(
         expected_delta(rows[:5], config), abs=1e-6
     )
-    assert memory.store.namespace_delta("small") is None
+    assert calibrated(memory, "small") is None
     assert memory.recall("query", "small").delta == config.delta_small
 
 
@@ -94,11 +100,11 @@ def test_explicit_delta_overrides_calibration(open_memory, sql) -> None:
     memory = calibrating_memory(open_memory, rows, MemoryConfig())
     for i in range(20):
         memory.store_experience(f"intent {i}", f"experience {i}")
-    assert memory.store.namespace_delta("default") > 0.5
+    assert calibrated(memory, "default") > 0.5
 
     task = memory.recall("query", delta=0.1)
     assert task.delta == 0.1
     assert len(task.candidates) == 5  # every memory passes 0.1; k1 = 5
     configured = calibrating_memory(open_memory, rows, MemoryConfig(delta=0.15))
     assert configured.recall("query").delta == 0.15
-    assert sql(memory.store, "SELECT delta FROM tasks ORDER BY rowid") == [(0.1,), (0.15,)]
+    assert sql(memory.storage, "SELECT delta FROM tasks ORDER BY rowid") == [(0.1,), (0.15,)]

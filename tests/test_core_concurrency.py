@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from fake_embedder import FakeEmbedder
 
-from memrl import Memory, MemoryConfig, MemoryStore
-from memrl.migrations import MIGRATIONS
+from memrl import Memory, MemoryConfig, SqliteStorage
+from memrl.storage.sqlite.migrations import MIGRATIONS
 
 WORKERS = 4
 OPS = 200
@@ -35,7 +35,7 @@ def worker(path: str, wid: int, barrier: Any, results: Any) -> None:
     pending: list[Any] = []
     try:
         barrier.wait()  # all processes open the (new) file at the same moment
-        store = MemoryStore(path, DIM, MODEL)
+        store = SqliteStorage(path, DIM, MODEL)
         memory = Memory(store, FakeEmbedder(dim=DIM, model_id=MODEL), CONFIG, random.Random(wid))
         for i in range(OPS):
             try:
@@ -94,14 +94,14 @@ def test_processes_share_one_file_without_losing_anything(tmp_path: Path) -> Non
 
     errors = [e for r in reports for e in r["errors"]]
     assert errors == []
-    store = MemoryStore(path, DIM, MODEL)
+    store = SqliteStorage(path, DIM, MODEL)
     try:
         conn = store._conn
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         # nothing lost
         created = sum(r["created"] + r["reflections"] for r in reports)
         assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == created
-        assert conn.execute("SELECT count(*) FROM memory_vectors").fetchone()[0] == created
+        assert_every_memory_has_its_intent_vector(conn)
         task_ids = sorted(t for r in reports for t in r["tasks"])
         assert sorted(r[0] for r in conn.execute("SELECT task_id FROM tasks")) == task_ids
         reported = conn.execute("SELECT count(*) FROM tasks WHERE reward IS NOT NULL").fetchone()[0]
@@ -112,6 +112,19 @@ def test_processes_share_one_file_without_losing_anything(tmp_path: Path) -> Non
         assert_q_replays_the_ledger(conn)
     finally:
         store.close()
+
+
+def assert_every_memory_has_its_intent_vector(conn) -> None:
+    """Each memory's intent exists with one vector; no intent or vector is left without memories."""
+    intents = conn.execute("SELECT count(DISTINCT intent_id) FROM memories").fetchone()[0]
+    assert conn.execute("SELECT count(*) FROM intents").fetchone()[0] == intents
+    assert conn.execute("SELECT count(*) FROM intent_vectors").fetchone()[0] == intents
+    assert conn.execute("SELECT count(*) FROM intent_vec0").fetchone()[0] == intents
+    missing = conn.execute(
+        "SELECT count(*) FROM memories m LEFT JOIN intent_vectors v ON v.intent_id = m.intent_id "
+        "WHERE v.intent_id IS NULL"
+    ).fetchone()[0]
+    assert missing == 0
 
 
 def assert_interleaved(conn: Any) -> None:
@@ -156,7 +169,7 @@ def opener(directory: str, barrier: Any, results: Any) -> None:
     for round_no in range(ROUNDS):
         barrier.wait()
         try:
-            MemoryStore(f"{directory}/new-{round_no}.db", DIM, MODEL).close()
+            SqliteStorage(f"{directory}/new-{round_no}.db", DIM, MODEL).close()
         except Exception as e:  # noqa: BLE001 - reported to the parent
             errors.append(f"round {round_no}: {type(e).__name__}: {e}")
     results.put(errors)
@@ -173,7 +186,7 @@ def test_processes_create_a_new_file_at_the_same_moment(tmp_path: Path) -> None:
         p.join(timeout=30)
     assert errors == []
     for round_no in range(ROUNDS):
-        store = MemoryStore(tmp_path / f"new-{round_no}.db", DIM, MODEL)
+        store = SqliteStorage(tmp_path / f"new-{round_no}.db", DIM, MODEL)
         try:
             assert store._conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
             assert store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -18,8 +18,8 @@ from memrl import (
     Embedder,
     Memory,
     MemoryConfig,
-    MemoryStore,
     ModelUnavailableError,
+    SqliteStorage,
     embeddings,
 )
 
@@ -51,7 +51,7 @@ def test_related_sentences_score_higher_than_unrelated(model: Embedder) -> None:
 
 
 def test_recall_with_the_real_model_finds_the_related_memory(model: Embedder, db_path) -> None:
-    store = MemoryStore(db_path, model.dim, model.model_id)
+    store = SqliteStorage(db_path, model.dim, model.model_id)
     try:
         memory = Memory(store, model, MemoryConfig(k2=1))
         memory.store_experience("Resolve a git merge conflict in a lock file", "regenerate the lock file")
@@ -133,7 +133,7 @@ print(len(result.injected), time.time() - t0, flush=True)
 
 def test_cold_start_to_first_recall(model: Embedder, tmp_path: Path) -> None:
     db = tmp_path / "cold.db"
-    store = MemoryStore(db, model.dim, model.model_id)
+    store = SqliteStorage(db, model.dim, model.model_id)
     try:
         Memory(store, model).store_experience("Resolve a git merge conflict", "regenerate the lock")
     finally:

@@ -9,7 +9,7 @@ import pytest
 from fake_embedder import FakeEmbedder, at_cosine, axis
 
 from memrl import MemoryConfig
-from memrl.ranking import Candidate, select
+from memrl.retrieval import Candidate, select
 
 COSINES = [0.9, 0.8, 0.7, 0.6]  # four candidates, k2 = 2: C(4, 2) = 6 possible injected sets
 EPSILON = 0.4
@@ -35,14 +35,14 @@ def test_selection_prob_in_the_ledger_matches_the_formula(open_memory, sql) -> N
         task = memory.recall("query")
         chosen = {m.id for m in task.injected}
         [(flag, prob, eps)] = sql(
-            memory.store,
+            memory.storage,
             "SELECT explored, selection_prob, epsilon FROM tasks WHERE task_id = ?",
             task.task_id,
         )
         ledger_chosen = {
             r[0]
             for r in sql(
-                memory.store,
+                memory.storage,
                 "SELECT memory_id FROM task_candidates WHERE task_id = ? AND injected = 1",
                 task.task_id,
             )

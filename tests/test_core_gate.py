@@ -34,11 +34,11 @@ def test_nothing_passes_the_gate(open_memory, sql) -> None:
     assert "delta=0.30" in result.message
     assert result.task_id in result.message
     assert sql(
-        memory.store,
+        memory.storage,
         "SELECT namespace, query, delta, outcome, reward, selection_prob FROM tasks WHERE task_id = ?",
         result.task_id,
     ) == [("default", "orthogonal query", 0.3, None, None, 1.0)]
-    assert sql(memory.store, "SELECT count(*) FROM task_candidates") == [(0,)]
+    assert sql(memory.storage, "SELECT count(*) FROM task_candidates") == [(0,)]
 
 
 def test_gated_task_can_still_report_and_credits_nothing(open_memory, sql) -> None:
@@ -49,7 +49,7 @@ def test_gated_task_can_still_report_and_credits_nothing(open_memory, sql) -> No
     assert outcome.applied is True
     assert outcome.credited == {}
     assert memory.get(mid).q == 0.0
-    assert sql(memory.store, "SELECT outcome, reward FROM tasks") == [("success", 1.0)]
+    assert sql(memory.storage, "SELECT outcome, reward FROM tasks") == [("success", 1.0)]
 
 
 def test_empty_namespace_injects_nothing(open_memory, sql) -> None:
@@ -57,7 +57,7 @@ def test_empty_namespace_injects_nothing(open_memory, sql) -> None:
     result = memory.recall("query", "fresh-namespace")
     assert (result.injected, result.candidates) == ([], [])
     assert result.delta == MemoryConfig().delta_small
-    assert sql(memory.store, "SELECT namespace FROM tasks") == [("fresh-namespace",)]
+    assert sql(memory.storage, "SELECT namespace FROM tasks") == [("fresh-namespace",)]
 
 
 @pytest.mark.parametrize(("delta", "passes"), [(0.49, ["near"]), (0.51, []), (0.05, ["near", "far"])])

@@ -49,7 +49,7 @@ def test_failure_uses_the_configured_failure_reward(open_memory, sql) -> None:
     mid = memory.store_experience(TOPIC, "experience").id
     task = memory.recall(TOPIC)
     assert memory.report(task.task_id, success=False).credited == {mid: pytest.approx(-0.25)}
-    assert sql(memory.store, "SELECT outcome, reward FROM tasks") == [("failure", -0.5)]
+    assert sql(memory.storage, "SELECT outcome, reward FROM tasks") == [("failure", -0.5)]
 
 
 def test_learning_off_records_outcomes_without_moving_q(open_memory, sql) -> None:
@@ -58,7 +58,7 @@ def test_learning_off_records_outcomes_without_moving_q(open_memory, sql) -> Non
     task = memory.recall(TOPIC)
     assert memory.report(task.task_id, success=True).credited == {mid: 0.0}
     assert (memory.get(mid).q, memory.get(mid).n_updates) == (0.0, 0)
-    assert sql(memory.store, "SELECT reward FROM tasks") == [(1.0,)]
+    assert sql(memory.storage, "SELECT reward FROM tasks") == [(1.0,)]
 
 
 def test_duplicate_outcome_does_not_update_twice(open_memory, snapshot) -> None:
@@ -67,7 +67,7 @@ def test_duplicate_outcome_does_not_update_twice(open_memory, snapshot) -> None:
     task = memory.recall(TOPIC)
     first = memory.report(task.task_id, success=True)
     assert first.applied is True
-    before = snapshot(memory.store)
+    before = snapshot(memory.storage)
 
     again = memory.report(task.task_id, success=True)
     other = memory.report(task.task_id, reward=-1.0, reflection="a reflection sent on a retry")
@@ -78,7 +78,7 @@ def test_duplicate_outcome_does_not_update_twice(open_memory, snapshot) -> None:
         assert result.reward == 1.0
         assert result.reflection_id is None
         assert result.credited == pytest.approx({i: 0.3 for i in ids})
-    assert snapshot(memory.store) == before
+    assert snapshot(memory.storage) == before
     assert [memory.get(i).n_updates for i in ids] == [1, 1, 1]
 
 
@@ -90,10 +90,10 @@ def test_only_named_used_ids_are_credited(open_memory, sql) -> None:
     assert outcome.credited == {b: pytest.approx(0.3)}
     assert [memory.get(i).q for i in (a, b, c)] == [0.0, pytest.approx(0.3), 0.0]
     assert [memory.get(i).n_updates for i in (a, b, c)] == [0, 1, 0]
-    assert sorted(sql(memory.store, "SELECT memory_id, injected, credited FROM task_candidates")) == [
+    assert sorted(sql(memory.storage, "SELECT memory_id, injected, credited FROM task_candidates")) == [
         (a, 1, 0), (b, 1, 1), (c, 1, 0)
     ]
-    assert sql(memory.store, "SELECT used_ids FROM tasks") == [(json.dumps([b]),)]
+    assert sql(memory.storage, "SELECT used_ids FROM tasks") == [(json.dumps([b]),)]
 
 
 def test_default_credit_is_the_injected_set_not_the_pool(open_memory) -> None:
@@ -113,8 +113,8 @@ def test_empty_used_ids_credits_none(open_memory, sql) -> None:
     outcome = memory.report(task.task_id, success=True, used_ids=[])
     assert (outcome.applied, outcome.credited) == (True, {})
     assert [memory.get(i).q for i in ids] == [0.0, 0.0, 0.0]
-    assert sql(memory.store, "SELECT reward, used_ids FROM tasks") == [(1.0, "[]")]
-    assert sql(memory.store, "SELECT sum(credited) FROM task_candidates") == [(0,)]
+    assert sql(memory.storage, "SELECT reward, used_ids FROM tasks") == [(1.0, "[]")]
+    assert sql(memory.storage, "SELECT sum(credited) FROM task_candidates") == [(0,)]
 
 
 @pytest.mark.parametrize("stray", ["not-injected candidate", "unknown id"])
@@ -126,12 +126,12 @@ def test_used_ids_not_injected_is_an_error_and_changes_nothing(
     task = memory.recall(TOPIC)
     injected = [m.id for m in task.injected]
     bad = (set(ids) - set(injected)).pop() if stray == "not-injected candidate" else 999_999
-    before = snapshot(memory.store)
+    before = snapshot(memory.storage)
 
     with pytest.raises(InvalidInputError, match=rf"used_ids \[{bad}\] were not injected"):
         memory.report(task.task_id, success=True, used_ids=[injected[0], bad])
 
-    assert snapshot(memory.store) == before
+    assert snapshot(memory.storage) == before
     # the task is still open: a correct report afterwards is applied
     assert memory.report(task.task_id, success=True, used_ids=[injected[0]]).applied is True
 

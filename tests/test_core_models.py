@@ -11,12 +11,12 @@ from memrl import (
     InvalidInputError,
     Memory,
     MemoryConfig,
-    MemoryStore,
     ModelMismatchError,
+    SqliteStorage,
 )
 from memrl.embeddings import PACKAGED_MODEL_ID as REAL
-from memrl.migrations import MIGRATIONS
-from memrl.store import NewMemory
+from memrl.storage import NewMemory
+from memrl.storage.sqlite.migrations import MIGRATIONS
 
 
 def seeded_file(open_memory, real_model) -> Memory:
@@ -29,7 +29,7 @@ def seeded_file(open_memory, real_model) -> Memory:
 def test_other_model_same_namespace_is_refused(real_model, open_memory, snapshot) -> None:
     first = seeded_file(open_memory, real_model)
     other = open_memory(FakeEmbedder(dim=384, model_id="model-b"))
-    before = snapshot(first.store)
+    before = snapshot(first.storage)
 
     with pytest.raises(ModelMismatchError, match=rf"namespace 'proj' holds vectors of model '{REAL}'"):
         other.store_experience("set up the project", "something else", namespace="proj")
@@ -37,7 +37,7 @@ def test_other_model_same_namespace_is_refused(real_model, open_memory, snapshot
         other.recall("set up the project", "proj")
     with pytest.raises(ModelMismatchError, match=f"holds vectors of model '{REAL}'"):
         other.recall("set up the project", "proj", delta=0.1)
-    assert snapshot(first.store) == before
+    assert snapshot(first.storage) == before
 
     # another namespace in the same file is fine, and stays bound to model-b
     assert other.store_experience("set up the project", "x", namespace="proj-b").created
@@ -51,12 +51,12 @@ def test_other_dimension_is_refused_at_open(real_model, open_memory, db_path) ->
     with pytest.raises(
         ModelMismatchError, match="stores 384-dimensional vectors but the embedding model gives 16"
     ):
-        MemoryStore(db_path, 16, "model-16")
+        SqliteStorage(db_path, 16, "model-16")
 
 
 def test_embedder_and_store_must_agree(real_model, open_memory, db_path) -> None:
-    store = open_memory(real_model).store
-    with pytest.raises(ModelMismatchError, match=rf"store opened for '{REAL}'/384d but the embedder"):
+    store = open_memory(real_model).storage
+    with pytest.raises(ModelMismatchError, match=rf"storage opened for '{REAL}'/384d but the embedder"):
         Memory(store, FakeEmbedder(dim=384, model_id="model-b"))
     with pytest.raises(ModelMismatchError, match=r"384d but the embedder is '.*'/8d"):
         Memory(store, FakeEmbedder(dim=8, model_id=real_model.model_id))
@@ -71,67 +71,52 @@ class WrongSizeEmbedder(FakeEmbedder):
 
 def test_vectors_of_the_wrong_dimension_are_refused(real_model, open_memory, snapshot) -> None:
     memory = seeded_file(open_memory, real_model)
-    store = memory.store
+    store = memory.storage
     before = snapshot(store)
     bad = Memory(store, WrongSizeEmbedder(dim=384, model_id=real_model.model_id))
     with pytest.raises(ModelMismatchError, match="vector has shape \\(385,\\), expected \\(384,\\)"):
         bad.store_experience("another intent", "another experience", namespace="proj")
     with pytest.raises(ModelMismatchError, match="vector has shape \\(385,\\), expected \\(384,\\)"):
         bad.recall("set up the project", "proj")
-    row = NewMemory("proj", "i", "e", "note", "hash", "{}", np.ones(9, dtype=np.float32))
-    with pytest.raises(ModelMismatchError, match="expected \\(384,\\)"):
-        store.insert([row], MemoryConfig())
+    row = NewMemory("proj", "i", "i", "e", "note", "hash", "{}", np.ones(9, dtype=np.float32))
+    with pytest.raises(ModelMismatchError, match="expected \\(384,\\)"), store.write() as tx:
+        tx.insert_memories([row], MemoryConfig())
     assert snapshot(store) == before
 
 
 def test_non_finite_vectors_are_refused(real_model, open_memory, snapshot) -> None:
-    store = seeded_file(open_memory, real_model).store
+    store = seeded_file(open_memory, real_model).storage
     before = snapshot(store)
     vec = np.full(384, np.nan, dtype=np.float32)
-    with pytest.raises(InvalidInputError, match="vector has non-finite values"):
-        store.insert([NewMemory("proj", "i", "e", "note", "h", "{}", vec)], MemoryConfig())
-    with pytest.raises(InvalidInputError, match="vector has non-finite values"):
-        store.nearest(vec, "proj", 3)
+    row = NewMemory("proj", "i", "i", "e", "note", "h", "{}", vec)
+    with pytest.raises(InvalidInputError, match="vector has non-finite values"), store.write() as tx:
+        tx.insert_memories([row], MemoryConfig())
+    with pytest.raises(InvalidInputError, match="vector has non-finite values"), store.read() as r:
+        r.nearest_intents(vec, "proj", 3)
     assert snapshot(store) == before
 
 
 def test_reopening_is_idempotent(real_model, open_memory, db_path, snapshot, sql) -> None:
     first = seeded_file(open_memory, real_model)
-    assert sql(first.store, "PRAGMA user_version") == [(len(MIGRATIONS),)]
-    before = snapshot(first.store)
+    assert sql(first.storage, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    before = snapshot(first.storage)
     for _ in range(3):
         again = open_memory(real_model)
-        assert sql(again.store, "PRAGMA user_version") == [(len(MIGRATIONS),)]
-        assert snapshot(again.store) == before
-    assert [r.intent for r in again.store.iter_memories()] == ["set up the project"]
-    assert sql(again.store, "PRAGMA journal_mode") == [("wal",)]
+        assert sql(again.storage, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        assert snapshot(again.storage) == before
+    assert [r.intent for r in again.iter_memories()] == ["set up the project"]
+    assert sql(again.storage, "PRAGMA journal_mode") == [("wal",)]
 
 
 def test_a_newer_schema_is_refused(real_model, open_memory, db_path, sql) -> None:
-    store = seeded_file(open_memory, real_model).store
+    store = seeded_file(open_memory, real_model).storage
     store._conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(DatabaseError, match="newer than this memrl understands .*: upgrade memrl"):
-        MemoryStore(db_path, 384, real_model.model_id)
+        SqliteStorage(db_path, 384, real_model.model_id)
 
 
 def test_a_file_that_is_not_a_database_is_refused(tmp_path) -> None:
     path = tmp_path / "not-a-db.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(DatabaseError, match="not-a-db.sqlite"):
-        MemoryStore(path, 8, "model-a")
-
-
-def test_a_file_from_before_code_snapshots_gets_their_table(
-    real_model, open_memory, db_path, sql
-) -> None:
-    store = seeded_file(open_memory, real_model).store
-    store._conn.execute("DROP TABLE memory_code_snapshots")  # as m001 made files before m002
-    store._conn.execute("PRAGMA user_version = 1")
-    store.close()
-    again = MemoryStore(db_path, 384, real_model.model_id)
-    try:
-        assert sql(again, "PRAGMA user_version") == [(len(MIGRATIONS),)]
-        assert sql(again, "SELECT count(*) FROM memory_code_snapshots") == [(0,)]
-        assert [r.intent for r in again.iter_memories()] == ["set up the project"]
-    finally:
-        again.close()
+        SqliteStorage(path, 8, "model-a")

@@ -8,7 +8,7 @@ import pytest
 from fake_embedder import FakeEmbedder, at_cosine, axis
 
 from memrl import MemoryConfig
-from memrl.ranking import Candidate, select
+from memrl.retrieval import Candidate, select
 
 
 def z(values: list[float]) -> list[float]:
@@ -73,8 +73,10 @@ def test_single_candidate_and_zero_spread_use_std_one() -> None:
     assert [(s.memory_id, s.score, s.injected) for s in single.ranked] == [(7, 0.0, True)]
     flat = select([Candidate(1, 0.6, 0.2), Candidate(2, 0.6, 0.2)], lam=0.5, k2=1)
     assert [s.score for s in flat.ranked] == [0.0, 0.0]
-    # equal scores: the higher similarity, then the lower id, wins
-    assert [s.memory_id for s in flat.injected] == [1]
+    # equal scores: the higher Q, then the newer (larger) id, wins
+    assert [s.memory_id for s in flat.injected] == [2]
+    by_q = select([Candidate(1, 0.6, 0.3), Candidate(2, 0.6, 0.2)], lam=0.0, k2=1)
+    assert [s.memory_id for s in by_q.injected] == [1]
 
 
 def test_empty_pool_selects_nothing() -> None:
@@ -118,7 +120,7 @@ def test_recall_ranks_by_hand_computed_scores(open_memory, sql) -> None:
     )
     assert result.delta == 0.3
     ledger = sql(
-        memory.store,
+        memory.storage,
         "SELECT memory_id, rank, similarity, q, score, injected, credited FROM task_candidates "
         "WHERE task_id = ? ORDER BY rank",
         result.task_id,
@@ -126,7 +128,7 @@ def test_recall_ranks_by_hand_computed_scores(open_memory, sql) -> None:
     assert [row[:2] for row in ledger] == [(ids["mem b"], 0), (ids["mem a"], 1), (ids["mem c"], 2)]
     assert [row[5:] for row in ledger] == [(1, 0), (1, 0), (0, 0)]
     assert [row[4] for row in ledger] == pytest.approx([c.score for c in result.candidates])
-    assert sql(memory.store, "SELECT k1, k2, lam, delta FROM tasks WHERE task_id = ?",
+    assert sql(memory.storage, "SELECT k1, k2, lam, delta FROM tasks WHERE task_id = ?",
                result.task_id) == [(5, 2, 0.5, 0.3)]
 
 

@@ -62,8 +62,8 @@ def test_secrets_never_reach_the_database(open_memory, sql):
     )
     task = memory.recall(f"push using {secret}", "ns")
     memory.report(task.task_id, success=True, reflection=f"token {secret} worked")
-    dump = repr(sql(memory.store, "SELECT * FROM memories")) + repr(
-        sql(memory.store, "SELECT * FROM tasks")
+    dump = repr(sql(memory.storage, "SELECT * FROM memories")) + repr(
+        sql(memory.storage, "SELECT * FROM tasks")
     )
     assert secret not in dump and MARK in dump
     assert out.redacted == 2

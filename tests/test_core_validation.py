@@ -16,7 +16,7 @@ from memrl import (
     MemrlError,
     UnknownTaskError,
 )
-from memrl.ranking import Candidate, select
+from memrl.storage import NewTask
 
 LIMITS = MemoryConfig(max_intent_chars=50, max_experience_chars=80, max_metadata_chars=40, delta=-1.0)
 
@@ -147,10 +147,10 @@ def test_bad_input_is_refused_and_changes_nothing(
     seeded, snapshot, call: Call, error: type[MemrlError], message: str
 ) -> None:
     memory, task_id = seeded
-    before = snapshot(memory.store)
+    before = snapshot(memory.storage)
     with pytest.raises(error, match=message):
         call(memory, task_id)
-    assert snapshot(memory.store) == before
+    assert snapshot(memory.storage) == before
 
 
 def test_the_open_task_still_works_after_refusals(seeded, sql) -> None:
@@ -159,7 +159,7 @@ def test_the_open_task_still_works_after_refusals(seeded, sql) -> None:
         with pytest.raises(error):
             call(memory, task_id)
     assert memory.report(task_id, reward=0.5).applied is True
-    assert sql(memory.store, "SELECT reward FROM tasks WHERE task_id = ?", task_id) == [(0.5,)]
+    assert sql(memory.storage, "SELECT reward FROM tasks WHERE task_id = ?", task_id) == [(0.5,)]
 
 
 @pytest.mark.parametrize(
@@ -183,12 +183,14 @@ def test_errors_are_value_and_lookup_errors() -> None:
 
 
 def test_a_task_id_taken_meanwhile_is_refused_by_the_store(seeded, snapshot) -> None:
-    """Memory.recall checks the id first; the store checks again inside its transaction, so
-    two processes choosing the same id cannot both record it (nor get a raw driver error)."""
+    """The store checks the id inside its transaction, so two processes choosing the same id
+    cannot both record it (nor get a raw driver error)."""
     memory, task_id = seeded
-    before = snapshot(memory.store)
-    selection = select([Candidate(1, 0.9, 0.0)], lam=0.5, k2=1)
-    params = {"k1": 5, "k2": 3, "lam": 0.5, "delta": 0.1, "epsilon": 0.0}
+    before = snapshot(memory.storage)
+    task = NewTask(task_id, "default", "another query", 5, 3, 0.5, 0.1, 0.0, False, 1.0)
     with pytest.raises(InvalidInputError, match=rf"task id '{task_id}' is already used"):
-        memory.store.record_task(task_id, "default", "another query", params, selection)
-    assert snapshot(memory.store) == before
+        with memory.storage.write() as tx:
+            tx.record_task(task)
+    with pytest.raises(InvalidInputError, match=rf"task id '{task_id}' is already used"):
+        memory.recall("another query", task_id=task_id)
+    assert snapshot(memory.storage) == before

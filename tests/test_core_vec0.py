@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from memrl.db import connect, write_transaction
-from memrl.vector_index import VEC0_TABLE, VectorIndex
+from memrl.storage.sqlite.connection import connect, write_transaction
+from memrl.storage.sqlite.index import VEC0_TABLE, VectorIndex
+from memrl.storage.sqlite.migrations import apply_migrations
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int = 384) -> np.ndarray:
@@ -17,8 +18,7 @@ def _unit(rng: np.random.Generator, n: int, dim: int = 384) -> np.ndarray:
 def test_vec0_holds_every_vector_and_filters_by_namespace(tmp_path):
     index = VectorIndex(384, min_rescore=50, oversample=5)
     conn = connect(tmp_path / "v.db")
-    for sql in index.schema_sql():
-        conn.execute(sql)
+    apply_migrations(conn, 384)
     rng = np.random.default_rng(3)
     a, b = _unit(rng, 400), _unit(rng, 30)
     with write_transaction(conn):

@@ -30,17 +30,19 @@ def test_duplicate_intent_and_experience_returns_the_existing_id(
 ) -> None:
     memory = open_memory(real_model)
     first = memory.store_experience("fix flaky test", "retry with a fixed seed")
-    before = snapshot(memory.store)
+    before = snapshot(memory.storage)
     again = memory.store_experience("  fix flaky test\n", " retry with a fixed seed ")
     assert (again.id, again.created) == (first.id, False)
-    assert snapshot(memory.store) == before
+    assert snapshot(memory.storage) == before
 
     other_text = memory.store_experience("fix flaky test", "pin the dependency")
     other_ns = memory.store_experience("fix flaky test", "retry with a fixed seed", namespace="b")
     assert other_text.created and other_ns.created
     assert len({first.id, other_text.id, other_ns.id}) == 3
-    assert sql(memory.store, "SELECT count(*) FROM memories") == [(3,)]
-    assert sql(memory.store, "SELECT count(*) FROM memory_vectors") == [(3,)]
+    assert sql(memory.storage, "SELECT count(*) FROM memories") == [(3,)]
+    # one intent per namespace: the two memories of "fix flaky test" in `default` share one vector
+    assert sql(memory.storage, "SELECT count(*) FROM intents") == [(2,)]
+    assert sql(memory.storage, "SELECT count(*) FROM intent_vectors") == [(2,)]
 
 
 def test_duplicate_keeps_its_learned_q(real_model, open_memory) -> None:
@@ -63,7 +65,7 @@ def test_store_many_is_one_batch_with_duplicates_inside(
     )
     assert [r.created for r in results] == [True, True, False]
     assert results[2].id == results[0].id
-    assert sql(memory.store, "SELECT intent, kind FROM memories ORDER BY id") == [
+    assert sql(memory.storage, "SELECT intent, kind FROM memories ORDER BY id") == [
         ("a", "success"),
         ("b", "failure"),
     ]
@@ -101,7 +103,7 @@ def test_reflection_with_an_outcome_is_stored_linked_to_the_task(
     )
     # the reflection is new: it was not injected, so the outcome did not move its Q
     assert list(result.credited) == [helper]
-    assert sql(memory.store, "SELECT source_task_id FROM memories WHERE kind = ?", kind)[-1] == (
+    assert sql(memory.storage, "SELECT source_task_id FROM memories WHERE kind = ?", kind)[-1] == (
         task.task_id,
     )
 
@@ -120,15 +122,15 @@ def test_outcome_and_its_reflection_commit_together(open_memory, snapshot, monke
     memory = open_memory()
     memory.store_experience("deploy the web app", "run make deploy", namespace="ns")
     task = memory.recall("deploy the web app", "ns").task_id
-    before = snapshot(memory.store)
+    before = snapshot(memory.storage)
 
     def broken_insert(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(memory.store, "_insert", broken_insert)
+    monkeypatch.setattr("memrl.storage.sqlite.memories.insert", broken_insert)
     with pytest.raises(RuntimeError):
         memory.report(task, success=False, reflection="make deploy needs VPN; connect first")
-    assert snapshot(memory.store) == before
+    assert snapshot(memory.storage) == before
     monkeypatch.undo()
     out = memory.report(task, success=False, reflection="make deploy needs VPN; connect first")
     assert out.applied and out.reflection_id is not None

@@ -95,9 +95,8 @@ def test_end_to_end_through_real_servers(tmp_path: Path) -> None:
         assert any(a.injected for a in runs[name].attempts)
     assert set(runs["rag"].final_q.values()) == {0.0}  # --no-learning: Q never moves
     assert any(q != 0.0 for q in runs["memrl"].final_q.values())
-    # lambda 0 ranks by similarity alone: it injects what RAG injects, so it acts the same
-    outcomes = {n: [(a.task_id, a.success, a.injected) for a in runs[n].attempts] for n in ("rag", "lam0")}
-    assert outcomes["rag"] == outcomes["lam0"]
+    # (lambda 0 no longer injects exactly what RAG injects: memories filed under one intent
+    # tie on similarity, and ties go to the higher Q, which only lam0 learns)
     assert (tmp_path / "humaneval-memrl.db").exists()
 
 

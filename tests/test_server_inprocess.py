@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 from mcp_helpers import MEMORIES, TASK, call, learning_loop
 from memrl_server.app import INSTRUCTIONS, build_server
 from memrl_server.settings import ServerSettings
@@ -76,6 +77,14 @@ async def test_default_namespace_and_scope_survive_every_tool(settings, embedder
             client, "recall_experience", task=TASK, namespace="github.com/acme/empty"
         )
         assert empty["memories"] == [] and "nothing injected" in empty["message"].lower()
+        # a task belongs to the namespace it was recalled in: reporting it from this
+        # project's namespace is refused and changes nothing
+        refused = await client.call_tool(
+            "report_outcome", {"task_id": elsewhere["task_id"], "success": True}
+        )
+        assert refused.is_error and "belongs to namespace 'github.com/acme/other'" in (
+            refused.content[0].text
+        )
         # a reflection filed through report_outcome lands in the recalled task's namespace
         out = await call(
             client,
@@ -83,11 +92,14 @@ async def test_default_namespace_and_scope_survive_every_tool(settings, embedder
             task_id=elsewhere["task_id"],
             success=False,
             reflection="B failed here: the queue had no join(); use an Event instead",
+            namespace="github.com/acme/other",
         )
-        refl = json.loads(
-            (await client.read_resource(f"memrl://memory/{out['reflection_id']}")).contents[0].text
-        )
-        assert refl["namespace"] == "github.com/acme/other" and refl["kind"] == "failure"
+        assert out["status"] == "updated" and out["reward"] == -1.0
+        # the memory resource reads this project's namespace only
+        with pytest.raises(MCPError, match="no memory with id"):
+            await client.read_resource(f"memrl://memory/{out['reflection_id']}")
+        mine = json.loads((await client.read_resource(f"memrl://memory/{here['id']}")).contents[0].text)
+        assert mine["namespace"] == "github.com/acme/app"
         stats = json.loads((await client.read_resource("memrl://stats")).contents[0].text)
         by_ns = {s["namespace"]: s for s in stats}
         assert by_ns["github.com/acme/app"]["memories"] == 1
@@ -205,9 +217,9 @@ async def test_the_default_namespace_is_preloaded_before_the_first_recall(settin
     the first recall does not pay for them."""
     from memrl_server.runtime import MemoryRuntime
 
-    from memrl import Memory, MemoryStore
+    from memrl import Memory, SqliteStorage
 
-    store = MemoryStore(settings.db_path, embedder.dim, embedder.model_id)
+    store = SqliteStorage(settings.db_path, embedder.dim, embedder.model_id)
     Memory(store, embedder).store_many(
         Experience(intent=f"task number {i}", experience=f"steps {i}", namespace=ns)
         for i in range(300)
@@ -218,8 +230,8 @@ async def test_the_default_namespace_is_preloaded_before_the_first_recall(settin
     runtime.acquire()
     try:
         await runtime.memory()
-        assert runtime.store is not None
-        cached = {key[2]: entry.n for key, entry in runtime.store.index._cache.items()}
+        assert runtime.storage is not None
+        cached = runtime.storage.index.cache.sizes()
         assert cached == {settings.namespace: 300}  # only the default namespace
     finally:
         runtime.release()

@@ -25,7 +25,7 @@ from mcp_helpers import (
     stdio_params,
 )
 
-from memrl import MemoryStore, load_embedder
+from memrl import SqliteStorage, load_embedder
 
 
 async def test_learning_loop_over_stdio(tmp_path: Path):
@@ -152,9 +152,10 @@ async def test_two_servers_on_one_file_lose_no_update(tmp_path: Path):
             tg.start_soon(worker, a)
             tg.start_soon(worker, b)
     embedder = load_embedder()
-    store = MemoryStore(db, embedder.dim, embedder.model_id)
+    store = SqliteStorage(db, embedder.dim, embedder.model_id)
     try:
-        row = store.get([stored["id"]])[stored["id"]]
+        with store.read() as r:
+            row = r.get([stored["id"]])[stored["id"]]
         assert row.n_updates == 2 * rounds
         assert row.q == pytest.approx(1 - 0.7 ** (2 * rounds))
     finally:

@@ -10,8 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from memrl.db import connect, write_transaction
-from memrl.vector_index import SNAPSHOT_TABLE, VectorIndex, popcount_swar, sign_codes
+from memrl.storage.sqlite.connection import connect, write_transaction
+from memrl.storage.sqlite.index import VectorIndex
+from memrl.storage.sqlite.kernels import popcount_swar, sign_codes
+from memrl.storage.sqlite.migrations import apply_migrations
+from memrl.storage.sqlite.snapshots import SNAPSHOT_TABLE
 
 DIM = 384
 
@@ -39,16 +42,14 @@ def near(base: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 def exact_topk(data: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int) -> list[int]:
     sims = data @ q
-    order = np.lexsort((ids, -sims))[:k]
+    order = np.lexsort((-ids, -sims))[:k]  # ties to the newer (larger) id, as the index
     return [int(ids[i]) for i in order]
 
 
 def open_db(path: Path, index: VectorIndex, create: bool = True) -> Any:
     conn = connect(path)
     if create:
-        with write_transaction(conn):
-            for statement in index.schema_sql():
-                conn.execute(statement)
+        apply_migrations(conn, index.dim)
     return conn
 
 

@@ -1,7 +1,7 @@
 """Bench databases: the real-model tier (texts embedded end to end) and bulk tiers.
 
 Bulk tiers (100k, 1M) hold clustered vectors around real-model embeddings of task texts,
-inserted through `MemoryStore.insert` (the store's own write path, without the model), and
+inserted through `SqliteStorage.insert` (the store's own write path, without the model), and
 are cached under the work directory: building 1M rows takes minutes, so a second run
 reuses the file. The cache key covers the schema, the tier parameters and the model id.
 """
@@ -9,6 +9,7 @@ reuses the file. The cache key covers the schema, the tier parameters and the mo
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -21,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from memrl import Experience, Memory, MemoryConfig, MemoryStore
-from memrl.db import connect, write_transaction
+from memrl import Experience, Memory, MemoryConfig, SqliteStorage
 from memrl.memory import content_hash
-from memrl.migrations import MIGRATIONS
-from memrl.store import NewMemory
-from memrl.vector_index import VectorIndex, vector_blob
+from memrl.retrieval import intent_key
+from memrl.storage import NewMemory
+from memrl.storage.sqlite import migrations
+from memrl.storage.sqlite.connection import connect, write_transaction
+from memrl.storage.sqlite.kernels import vector_blob
 
 from . import data
 
@@ -72,8 +74,8 @@ def db_bytes(path: Path, checkpoint: bool = True) -> int:
 
 def schema_key(dim: int) -> str:
     h = hashlib.sha256()
-    h.update("\n".join(VectorIndex(dim).schema_sql()).encode())
-    h.update(str(len(MIGRATIONS)).encode())
+    h.update(inspect.getsource(migrations).encode())
+    h.update(str(dim).encode())
     h.update(str(BULK_FORMAT).encode())
     return h.hexdigest()[:10]
 
@@ -160,7 +162,7 @@ def build_bulk_tier(
     fresh(tier.path)
     stamp.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    store = MemoryStore(tier.path, anchors.shape[1], model_id)
+    store = SqliteStorage(tier.path, anchors.shape[1], model_id)
     ids = np.empty(tier.n, dtype=np.int64)
     chunk = 20_000
     now = time.time()
@@ -172,14 +174,18 @@ def build_bulk_tier(
                 experience = data.experience_text(intent, i)
                 rows.append(
                     NewMemory(
-                        namespace=tier.namespaces[ns_of[i]], intent=intent, experience=experience,
+                        namespace=tier.namespaces[ns_of[i]], intent=intent,
+                        intent_key=intent_key(intent), experience=experience,
                         kind="success" if i % 8 else "failure",
                         content_hash=content_hash(intent, experience), metadata="{}",
                         vector=vecs[i], q=config.q_init, created_at=now, updated_at=now,
                     )
                 )
-            got = store.insert(rows, config)
-            ids[start : start + len(rows)] = [mid for mid, _ in got]
+            with store.write() as tx:
+                got = tx.insert_memories(rows, config)
+                by_id = tx.get([mid for mid, _ in got])
+            # the index searches intents: each bulk memory has an intent of its own
+            ids[start : start + len(rows)] = [by_id[mid].intent_id for mid, _ in got]
             if (start // chunk) % 5 == 0:
                 progress(f"  {tier.name}: inserted {start + len(rows)}/{tier.n}")
     finally:

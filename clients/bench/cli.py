@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from memrl import Memory, MemoryConfig, MemoryStore, load_embedder
-from memrl.db import connect
+from memrl import Memory, MemoryConfig, SqliteStorage, load_embedder
+from memrl.storage.sqlite.connection import connect
 
 from . import build, data, measure, page_cache
 
@@ -85,10 +85,10 @@ def query_texts(stored: list[str], n: int) -> list[str]:
 
 
 def read_vectors(path: Path, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of every stored memory in insertion order."""
+    """(intent ids, vectors) of every stored intent in insertion order."""
     conn = connect(path)
     try:
-        rows = conn.execute("SELECT memory_id, embedding FROM memory_vectors ORDER BY seq").fetchall()
+        rows = conn.execute("SELECT intent_id, embedding FROM intent_vectors ORDER BY seq").fetchall()
     finally:
         conn.close()
     ids = np.asarray([r[0] for r in rows], dtype=np.int64)
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, An
     say(f"embedding + storing {len(texts)} memories with the real model ...")
     real_path = workdir / f"real-{args.n_real}-{os.getpid()}.db"
     build.fresh(real_path)
-    store = MemoryStore(real_path, dim, embedder.model_id)
+    store = SqliteStorage(real_path, dim, embedder.model_id)
     memory = Memory(store, embedder, config)
     try:
         out["store_throughput"] = {
@@ -237,7 +237,7 @@ def measure_tier(
     )
     say("  full recall in-process ...")
     page_cache.prime(tier.path)
-    store = MemoryStore(tier.path, embedder.dim, embedder.model_id)
+    store = SqliteStorage(tier.path, embedder.dim, embedder.model_id)
     try:
         memory = Memory(store, embedder, config)
         res["recall_inprocess"], task_ids = measure.inprocess_recall(

@@ -13,9 +13,11 @@ from typing import Any
 import anyio
 import numpy as np
 
-from memrl import Memory, MemoryConfig, MemoryStore
-from memrl.db import connect
-from memrl.vector_index import VectorIndex, vector_blob
+from memrl import Memory, MemoryConfig, SqliteStorage
+from memrl.storage.sqlite.connection import connect
+from memrl.storage.sqlite.index import VectorIndex
+from memrl.storage.sqlite.kernels import vector_blob
+from memrl.storage.sqlite.migrations import apply_migrations
 
 from . import page_cache
 from .build import Tier
@@ -172,7 +174,7 @@ def inprocess_recall(
     # precomputed (index + phase B + ledger write + reading the memories back)
     emb, _ = timed(lambda i: memory.embedder.embed_query(texts[i]), min(len(texts), 100))
     precomputed = _Precomputed(memory.embedder, texts)
-    no_model = Memory(memory.store, precomputed, memory.config)
+    no_model = Memory(memory.storage, precomputed, memory.config)
     no_model_times, _ = timed(lambda i: no_model.recall(texts[i], namespaces[i]), len(texts), budget_s)
     out: dict[str, Any] = dict(summary(times))
     out["without_embedding"] = summary(no_model_times)
@@ -190,7 +192,7 @@ def cold_recall(
     """Memory.recall in a freshly opened store with the file out of the page cache: the first
     recall (which also loads the namespace's codes) and fresh recalls after it."""
     evicted = page_cache.evict(path)
-    store = MemoryStore(path, embedder.dim, embedder.model_id)
+    store = SqliteStorage(path, embedder.dim, embedder.model_id)
     memory = Memory(store, embedder, config)
     try:
         t0 = time.perf_counter()
@@ -407,8 +409,7 @@ def cost_curve(
     index = VectorIndex(dim)
     points: list[dict[str, Any]] = []
     try:
-        for statement in index.schema_sql():
-            conn.execute(statement)
+        apply_migrations(conn, dim)
         vconn.execute(
             "CREATE VIRTUAL TABLE v USING vec0(id INTEGER PRIMARY KEY, namespace TEXT PARTITION KEY, "
             f"embedding float[{dim}] distance_metric=cosine)"

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_vec
 
-from .errors import DatabaseError
+from ...errors import DatabaseError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,180 @@
+"""The two-phase retrieval rule of MemRL, in one place.
+
+**Parameters.** A recall uses the configured k1, k2, lambda, delta and epsilon unless the
+caller overrides them. A caller's `k` (memories to inject) sets k2 = k and widens the pool
+to k1 = max(k, configured k1).
+
+**The gate.** delta is, in order: the caller's or the configuration's explicit value; the
+namespace's calibrated value (the top-20% quantile of pairwise intent similarity, see
+`calibration`); `delta_small` while the namespace is too small to calibrate.
+
+**Phase A: similarity recall over distinct intents.** Memories are filed under their
+intent. Intent texts that are equal after `intent_key` (whitespace collapsed, lower case:
+the model is uncased, so such texts embed identically) are one intent with one vector.
+Phase A takes the k1 intents nearest to the task whose cosine similarity is above delta
+(ties: the newer intent first), and every memory filed under them enters the pool with its
+intent's similarity, at most `per_intent` of them per intent. When an intent holds more,
+the storage returns the ones with the highest Q, newest first among equal Q, so a new
+memory (Q_init = 0) always outranks the memories whose outcomes drove Q below zero, and a
+task repeated many times never freezes its pool to its oldest memories. An empty pool
+injects nothing: the agent works alone.
+
+Near-identical wordings are not merged into one intent (the paper's reference code files a
+memory under an existing intent at similarity >= 0.90). Distinct tasks get that close:
+over the 164 HumanEval task descriptions (13,366 pairs, this model), HumanEval/56 and /61,
+two `correct_bracketing(brackets: str)` problems on different brackets, have cosine 0.956;
+merged, their memories would share one similarity and could no longer be told apart by it.
+Near-identical wordings of one task stay separate intents, each close to the task, so each
+takes a phase-A slot and their memories still compete in phase B.
+
+**Phase B: value-aware selection.** score_i = (1 - lambda) z(sim_i) + lambda clip(z(Q_i),
+-3, 3), z-scores over the pool with the population std (std = 1 when the pool has one item
+or the std is below `STD_EPS`). The top k2 by score are injected; ties go to the higher Q,
+then to the newer memory. With probability epsilon a uniformly random k2-subset is
+injected instead, and the probability of the injected set under this policy is recorded
+for off-policy replay.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .config import MemoryConfig
+
+Z_CLIP = 3.0
+# Similarities are float32 cosines: 384-term dot products carry rounding noise of a few
+# 1e-7 (float32 epsilon 1.2e-7 times sqrt(384)), so two wordings of one text can differ
+# by ~1e-6. A spread below this is noise, not signal: z-scoring it would blow float
+# rounding up to z = +-1. Q moves in steps of alpha * |r - Q|, far above it.
+STD_EPS = 1e-5
+# Memories per intent in the pool (see the module docstring).
+PER_INTENT = 10
+
+
+def intent_key(text: str) -> str:
+    """The grouping key of an intent text: whitespace collapsed, lower case."""
+    return " ".join(text.split()).lower()
+
+
+@dataclass(frozen=True)
+class RecallParams:
+    k1: int
+    k2: int
+    lam: float
+    delta: float | None  # None: calibrated per namespace
+    epsilon: float
+    per_intent: int = PER_INTENT
+
+    @classmethod
+    def of(
+        cls,
+        config: MemoryConfig,
+        *,
+        k: int | None = None,
+        k1: int | None = None,
+        k2: int | None = None,
+        lam: float | None = None,
+        delta: float | None = None,
+        epsilon: float | None = None,
+    ) -> RecallParams:
+        """The parameters of one recall: `config`, with the caller's overrides."""
+        if k is not None:
+            k2 = k
+            k1 = max(k, k1 if k1 is not None else config.k1)
+        overrides: dict[str, Any] = {"k1": k1, "k2": k2, "lam": lam, "delta": delta, "epsilon": epsilon}
+        merged = replace(config, **{n: v for n, v in overrides.items() if v is not None})
+        return cls(merged.k1, merged.k2, merged.lam, merged.delta, merged.epsilon)
+
+
+def gate(explicit: float | None, calibrated: float | None, config: MemoryConfig) -> float:
+    """delta for a recall (see the module docstring)."""
+    if explicit is not None:
+        return explicit
+    if calibrated is not None:
+        return calibrated
+    return config.delta_small
+
+
+def phase_a(hits: Sequence[tuple[int, float]], gate: float, k1: int) -> list[tuple[int, float]]:
+    """The k1 intents above the gate, best first, ties to the newer (larger) intent id."""
+    passed = [(iid, sim) for iid, sim in hits if sim > gate]
+    passed.sort(key=lambda h: (-h[1], -h[0]))
+    return passed[:k1]
+
+
+# -- phase B ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    memory_id: int
+    similarity: float
+    q: float
+
+
+@dataclass(frozen=True)
+class Scored:
+    memory_id: int
+    similarity: float
+    q: float
+    score: float
+    injected: bool
+
+
+@dataclass(frozen=True)
+class Selection:
+    ranked: list[Scored]  # the whole pool, best score first
+    explored: bool  # True when the epsilon branch chose the injected set
+    selection_prob: float  # probability of injecting exactly this set
+
+    @property
+    def injected(self) -> list[Scored]:
+        return [s for s in self.ranked if s.injected]
+
+
+def zscores(values: Sequence[float]) -> list[float]:
+    n = len(values)
+    if n == 0:
+        return []
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / n)
+    if n == 1 or std < STD_EPS:
+        std = 1.0
+    return [(v - mean) / std for v in values]
+
+
+def scores(pool: Sequence[Candidate], lam: float) -> list[float]:
+    z_sim = zscores([c.similarity for c in pool])
+    z_q = [max(-Z_CLIP, min(Z_CLIP, z)) for z in zscores([c.q for c in pool])]
+    return [(1.0 - lam) * s + lam * q for s, q in zip(z_sim, z_q)]
+
+
+def select(
+    pool: Sequence[Candidate],
+    lam: float,
+    k2: int,
+    epsilon: float = 0.0,
+    rng: random.Random | None = None,
+) -> Selection:
+    """Rank the pool and choose the injected set (greedy, or random with probability epsilon)."""
+    pool_scores = scores(pool, lam)
+    order = sorted(
+        range(len(pool)), key=lambda i: (-pool_scores[i], -pool[i].q, -pool[i].memory_id)
+    )
+    greedy = set(order[:k2])
+    chosen, explored = greedy, False
+    n_sets = math.comb(len(pool), min(k2, len(pool))) if pool else 1
+    if epsilon > 0.0 and n_sets > 1:
+        rng = rng or random.Random()
+        if rng.random() < epsilon:
+            chosen, explored = set(rng.sample(range(len(pool)), k2)), True
+    prob = epsilon / n_sets + ((1.0 - epsilon) if chosen == greedy else 0.0)
+    ranked = [
+        Scored(pool[i].memory_id, pool[i].similarity, pool[i].q, pool_scores[i], i in chosen)
+        for i in order
+    ]
+    return Selection(ranked=ranked, explored=explored, selection_prob=prob if pool else 1.0)

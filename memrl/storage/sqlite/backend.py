@@ -1,0 +1,166 @@
+"""The embedded backend: one SQLite file (sqlite-vec loaded), shared by threads and processes.
+
+`SqliteStorage` holds one connection shared by the threads of one process under a lock;
+several processes share the file through WAL and `BEGIN IMMEDIATE` write transactions
+(connection.py). A read runs under the lock in autocommit mode; a write is one
+transaction, so everything `Memory` does inside `with storage.write() as tx:` commits or
+rolls back together.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...config import MemoryConfig
+from ...errors import InvalidInputError, ModelMismatchError
+from ..base import MemoryRow, NewMemory, NewTask, Outcome, TaskRow
+from . import ledger, memories
+from .connection import connect, write_transaction
+from .index import VectorIndex
+from .migrations import apply_migrations
+
+_STATS_KEYS = (
+    "namespace",
+    "model_id",
+    "delta",
+    "memories",
+    "intents",
+    "mean_q",
+    "failure_memories",
+    "tasks",
+    "tasks_reported",
+    "success_rate",
+)
+
+
+class SqliteTx:
+    """Reads and writes on the storage's connection (inside a transaction for writes)."""
+
+    def __init__(self, storage: SqliteStorage, conn: Any) -> None:
+        self._s = storage
+        self.conn = conn
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def check_model(self, namespace: str) -> None:
+        memories.check_model(self.conn, namespace, self._s.model_id)
+
+    def namespace_delta(self, namespace: str) -> float | None:
+        return memories.namespace_delta(self.conn, namespace)
+
+    def nearest_intents(
+        self, query: np.ndarray, namespace: str, k: int
+    ) -> list[tuple[int, float]]:
+        return self._s.index.search(self.conn, self._s.checked_vector(query), namespace, k)
+
+    def members(self, intent_ids: Sequence[int], cap: int) -> list[MemoryRow]:
+        return memories.members(self.conn, intent_ids, cap)
+
+    def get(self, memory_ids: Sequence[int]) -> dict[int, MemoryRow]:
+        return memories.get(self.conn, memory_ids)
+
+    def task(self, task_id: str) -> TaskRow | None:
+        return ledger.task(self.conn, task_id)
+
+    def q_of(self, memory_ids: Sequence[int]) -> dict[int, float]:
+        return memories.q_of(self.conn, memory_ids)
+
+    def memories_page(self, namespace: str | None, after_id: int, limit: int) -> list[MemoryRow]:
+        return memories.page(self.conn, namespace, after_id, limit)
+
+    def stats(self, namespace: str | None) -> list[dict[str, Any]]:
+        where = "" if namespace is None else "WHERE n.namespace = ?"
+        rows = self.conn.execute(
+            f"""
+            SELECT n.namespace, n.model_id, n.delta,
+              (SELECT count(*) FROM memories m WHERE m.namespace = n.namespace),
+              (SELECT count(*) FROM intents i WHERE i.namespace = n.namespace),
+              (SELECT avg(q) FROM memories m WHERE m.namespace = n.namespace),
+              (SELECT count(*) FROM memories m WHERE m.namespace = n.namespace AND kind = 'failure'),
+              (SELECT count(*) FROM tasks t WHERE t.namespace = n.namespace),
+              (SELECT count(*) FROM tasks t WHERE t.namespace = n.namespace AND reward IS NOT NULL),
+              (SELECT avg(reward > 0) FROM tasks t WHERE t.namespace = n.namespace AND reward IS NOT NULL)
+            FROM namespaces n {where} ORDER BY n.namespace
+            """,
+            [] if namespace is None else [namespace],
+        ).fetchall()
+        return [dict(zip(_STATS_KEYS, r)) for r in rows]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def insert_memories(
+        self, items: Sequence[NewMemory], config: MemoryConfig
+    ) -> list[tuple[int, bool]]:
+        vectors = [self._s.checked_vector(m.vector) for m in items]
+        return memories.insert(self.conn, self._s.index, items, vectors, self._s.model_id, config)
+
+    def record_task(self, task: NewTask) -> None:
+        ledger.record_task(self.conn, self._s.model_id, task)
+
+    def apply_outcome(
+        self,
+        task_id: str,
+        outcome: str,
+        reward: float,
+        used_ids: list[int] | None,
+        credit: Sequence[int],
+        alpha: float | None,
+    ) -> Outcome:
+        return ledger.apply_outcome(self.conn, task_id, outcome, reward, used_ids, credit, alpha)
+
+    def delete_memories(self, memory_ids: Sequence[int]) -> int:
+        return memories.delete(self.conn, self._s.index, memory_ids)
+
+
+class SqliteStorage:
+    """One database file. `SqliteStorage(path, dim, model_id)`; close with `close()`."""
+
+    def __init__(self, path: str | Path, dim: int, model_id: str, **index_options: Any) -> None:
+        self.target = self.path = str(path)
+        self.model_id = model_id
+        self.dim = dim
+        self.index = VectorIndex(dim, **index_options)
+        self._lock = threading.RLock()
+        self._conn = connect(self.path)
+        try:
+            apply_migrations(self._conn, dim)
+        except BaseException:
+            self._conn.close()  # e.g. a dimension mismatch: do not leak the connection
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[SqliteTx]:
+        with self._lock:
+            yield SqliteTx(self, self._conn)
+
+    @contextmanager
+    def write(self) -> Iterator[SqliteTx]:
+        with self._lock, write_transaction(self._conn) as conn:
+            yield SqliteTx(self, conn)
+
+    def preload(self, namespace: str) -> int:
+        """Read a namespace's search codes into memory ahead of its first recall."""
+        with self._lock:
+            return self.index.preload(self._conn, namespace)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def checked_vector(self, vec: np.ndarray) -> np.ndarray:
+        """Refuse a vector sqlite-vec would reject (wrong size) or store as garbage (NaN)."""
+        vec = np.asarray(vec, dtype=np.float32)
+        if vec.shape != (self.dim,):
+            raise ModelMismatchError(
+                f"vector has shape {vec.shape}, expected ({self.dim},): the embedding "
+                f"model does not match this database ({self.dim}-dimensional vectors)"
+            )
+        if not np.isfinite(vec).all():
+            raise InvalidInputError("vector has non-finite values (NaN or infinity)")
+        return vec

@@ -1,0 +1,114 @@
+"""The task ledger in the SQLite file: each recall's parameters and pool, and its outcome.
+
+A task row is written by its recall and its outcome once; `task_candidates` keeps the
+whole phase-A pool (similarity, Q, score, injected, credited), so history can be replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import InvalidInputError
+from ..base import NewTask, Outcome, TaskRow
+from .memories import q_of
+
+
+def record_task(conn: Any, model_id: str, task: NewTask) -> None:
+    """Log one recall (inside the caller's write transaction)."""
+    inserted = conn.execute(
+        "INSERT INTO tasks(task_id, namespace, query, model_id, created_at, k1, k2, lam, "
+        "delta, epsilon, explored, selection_prob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(task_id) DO NOTHING RETURNING task_id",
+        (
+            task.task_id,
+            task.namespace,
+            task.query,
+            model_id,
+            time.time(),
+            task.k1,
+            task.k2,
+            task.lam,
+            task.delta,
+            task.epsilon,
+            int(task.explored),
+            task.selection_prob,
+        ),
+    ).fetchone()
+    if inserted is None:  # checked here too: another process may have taken the id
+        raise InvalidInputError(f"task id {task.task_id!r} is already used: pick a new one")
+    conn.executemany(
+        "INSERT INTO task_candidates(task_id, memory_id, rank, similarity, q, score, "
+        "injected) VALUES (?,?,?,?,?,?,?)",
+        [
+            (task.task_id, c.memory_id, c.rank, c.similarity, c.q, c.score, int(c.injected))
+            for c in task.candidates
+        ],
+    )
+
+
+def task(conn: Any, task_id: str) -> TaskRow | None:
+    row = conn.execute(
+        "SELECT task_id, namespace, query, outcome, reward FROM tasks WHERE task_id = ?",
+        (task_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    cands = conn.execute(
+        "SELECT memory_id, injected, credited FROM task_candidates WHERE task_id = ? "
+        "ORDER BY rank",
+        (task_id,),
+    ).fetchall()
+    return TaskRow(
+        task_id=row[0],
+        namespace=row[1],
+        query=row[2],
+        outcome=row[3],
+        reward=row[4],
+        injected=[int(c[0]) for c in cands if c[1]],
+        credited=[int(c[0]) for c in cands if c[2]],
+    )
+
+
+def apply_outcome(
+    conn: Any,
+    task_id: str,
+    outcome: str,
+    reward: float,
+    used_ids: list[int] | None,
+    credit: Sequence[int],
+    alpha: float | None,
+) -> Outcome:
+    """Record the outcome of an unreported task, mark `credit`, and with `alpha` move their
+    Q as one statement (no read-modify-write). Inside the caller's write transaction."""
+    # The clock is read under the write lock, so reported_at orders the ledger the way the
+    # Q updates were applied, also across processes (replayable history).
+    now = time.time()
+    credit = sorted(set(credit))
+    marks = ",".join("?" * len(credit))
+    if credit:
+        conn.execute(
+            f"UPDATE task_candidates SET credited = 1 WHERE task_id = ? AND memory_id IN ({marks})",
+            [task_id, *credit],
+        )
+    updated = conn.execute(
+        "UPDATE tasks SET outcome = ?, reward = ?, used_ids = ?, reported_at = ? "
+        "WHERE task_id = ? AND reward IS NULL RETURNING task_id",
+        (outcome, reward, None if used_ids is None else json.dumps(used_ids), now, task_id),
+    ).fetchone()
+    if updated is None:
+        raise InvalidInputError(f"task {task_id!r} already has an outcome")
+    if alpha is not None and credit:
+        rows = conn.execute(
+            "UPDATE memories SET q = q + ? * (? - q), n_updates = n_updates + 1, "
+            "last_reward = ?, updated_at = ? WHERE id IN ("
+            "SELECT memory_id FROM task_candidates WHERE task_id = ? AND credited = 1) "
+            "RETURNING id, q",
+            (alpha, reward, reward, now, task_id),
+        ).fetchall()
+        new_q = {int(r[0]): float(r[1]) for r in rows}
+    else:
+        new_q = q_of(conn, credit)
+    return Outcome(new_q, [m for m in credit if m not in new_q])

@@ -1,0 +1,212 @@
+"""Memories, their intents and namespaces in the SQLite file (SQL only; callers hold the
+connection and, for writes, the transaction)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ... import calibration
+from ...config import MemoryConfig
+from ...errors import ModelMismatchError
+from ..base import MEMORY_FIELDS, MemoryRow, NewMemory
+from .index import VectorIndex
+
+COLUMNS = ", ".join(MEMORY_FIELDS)
+_CHUNK = 500
+
+
+# -- namespaces ------------------------------------------------------------------------------
+
+
+def claim_namespace(conn: Any, namespace: str, model_id: str) -> None:
+    """Bind a namespace to the model on its first write; refuse another model later."""
+    conn.execute(
+        "INSERT INTO namespaces(namespace, model_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (namespace, model_id),
+    )
+    check_model(conn, namespace, model_id)
+
+
+def check_model(conn: Any, namespace: str, model_id: str) -> None:
+    row = conn.execute(
+        "SELECT model_id FROM namespaces WHERE namespace = ?", (namespace,)
+    ).fetchone()
+    if row is not None and row[0] != model_id:
+        raise ModelMismatchError(
+            f"namespace {namespace!r} holds vectors of model {row[0]!r}, but this server "
+            f"embeds with {model_id!r}: use the same model, or another namespace"
+        )
+
+
+def namespace_delta(conn: Any, namespace: str) -> float | None:
+    row = conn.execute("SELECT delta FROM namespaces WHERE namespace = ?", (namespace,)).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def recalibrate_if_due(
+    conn: Any, index: VectorIndex, namespace: str, config: MemoryConfig
+) -> None:
+    """Recompute the namespace's gate from its distinct intents when it has grown enough."""
+    count = conn.execute(
+        "SELECT count(*) FROM intents WHERE namespace = ?", (namespace,)
+    ).fetchone()[0]
+    at = conn.execute(
+        "SELECT delta_count FROM namespaces WHERE namespace = ?", (namespace,)
+    ).fetchone()[0]
+    if not calibration.due(count, at, config):
+        return
+    vectors = index.vectors(conn, namespace, calibration.SAMPLE)
+    conn.execute(
+        "UPDATE namespaces SET delta = ?, delta_count = ?, delta_at = ? WHERE namespace = ?",
+        (calibration.gate(vectors, config), count, time.time(), namespace),
+    )
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+def insert(
+    conn: Any,
+    index: VectorIndex,
+    items: Sequence[NewMemory],
+    vectors: Sequence[np.ndarray],
+    model_id: str,
+    config: MemoryConfig,
+) -> list[tuple[int, bool]]:
+    """Insert memories under their intents; (id, created) per item, the existing id for a
+    duplicate (same namespace, intent and experience)."""
+    now = time.time()
+    namespaces = sorted({m.namespace for m in items})
+    for ns in namespaces:
+        claim_namespace(conn, ns, model_id)
+    out: list[tuple[int, bool]] = []
+    for m, vector in zip(items, vectors):
+        existing = conn.execute(
+            "SELECT id FROM memories WHERE namespace = ? AND content_hash = ?",
+            (m.namespace, m.content_hash),
+        ).fetchone()
+        if existing is not None:
+            out.append((int(existing[0]), False))
+            continue
+        intent_id = _intent(conn, index, m, vector, now)
+        row = conn.execute(
+            f"INSERT INTO memories({COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING id",
+            (
+                m.namespace,
+                intent_id,
+                m.intent,
+                m.experience,
+                m.kind,
+                m.q,
+                m.n_updates,
+                m.last_reward,
+                m.created_at or now,
+                m.updated_at or now,
+                m.content_hash,
+                m.metadata,
+                model_id,
+                m.source_task_id,
+            ),
+        ).fetchone()
+        out.append((int(row[0]), True))
+    for ns in namespaces:
+        recalibrate_if_due(conn, index, ns, config)
+    return out
+
+
+def _intent(conn: Any, index: VectorIndex, m: NewMemory, vector: np.ndarray, now: float) -> int:
+    """The id of the memory's intent, created (with its vector) if the namespace has none."""
+    row = conn.execute(
+        "SELECT id FROM intents WHERE namespace = ? AND key = ?", (m.namespace, m.intent_key)
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    intent_id = int(
+        conn.execute(
+            "INSERT INTO intents(namespace, key, text, created_at) VALUES (?, ?, ?, ?) "
+            "RETURNING id",
+            (m.namespace, m.intent_key, m.intent, m.created_at or now),
+        ).fetchone()[0]
+    )
+    index.add(conn, intent_id, m.namespace, vector)
+    return intent_id
+
+
+def delete(conn: Any, index: VectorIndex, memory_ids: Sequence[int]) -> int:
+    """Delete memories; an intent left without memories goes too, with its vector."""
+    ids = sorted(set(int(m) for m in memory_ids))
+    deleted = 0
+    emptied: set[int] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = json.dumps(ids[start : start + _CHUNK])
+        intents = [
+            int(r[0])
+            for r in conn.execute(
+                "DELETE FROM memories WHERE id IN (SELECT value FROM json_each(?)) "
+                "RETURNING intent_id",
+                (chunk,),
+            ).fetchall()
+        ]
+        deleted += len(intents)
+        emptied.update(intents)
+    orphans = [
+        iid
+        for iid in sorted(emptied)
+        if conn.execute("SELECT 1 FROM memories WHERE intent_id = ? LIMIT 1", (iid,)).fetchone()
+        is None
+    ]
+    if orphans:
+        index.delete(conn, orphans)
+        conn.executemany("DELETE FROM intents WHERE id = ?", [(i,) for i in orphans])
+    return deleted
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def members(conn: Any, intent_ids: Sequence[int], cap: int) -> list[MemoryRow]:
+    """Per intent, at most `cap` memories: highest Q first, newest first among equal Q."""
+    if not intent_ids or cap <= 0:
+        return []
+    one = f"SELECT * FROM (SELECT {COLUMNS} FROM memories WHERE intent_id = ? ORDER BY q DESC, id DESC LIMIT ?)"
+    sql = " UNION ALL ".join([one] * len(intent_ids))
+    args: list[int] = []
+    for iid in intent_ids:
+        args += [int(iid), int(cap)]
+    return [MemoryRow.from_row(r) for r in conn.execute(sql, args).fetchall()]
+
+
+def get(conn: Any, memory_ids: Sequence[int]) -> dict[int, MemoryRow]:
+    out: dict[int, MemoryRow] = {}
+    ids = [int(m) for m in memory_ids]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for r in conn.execute(f"SELECT {COLUMNS} FROM memories WHERE id IN ({marks})", chunk):
+            out[int(r[0])] = MemoryRow.from_row(r)
+    return out
+
+
+def q_of(conn: Any, memory_ids: Sequence[int]) -> dict[int, float]:
+    if not memory_ids:
+        return {}
+    marks = ",".join("?" * len(memory_ids))
+    rows = conn.execute(f"SELECT id, q FROM memories WHERE id IN ({marks})", list(memory_ids))
+    return {int(r[0]): float(r[1]) for r in rows}
+
+
+def page(conn: Any, namespace: str | None, after_id: int, limit: int) -> list[MemoryRow]:
+    where = "id > ?"
+    args: list[Any] = [after_id]
+    if namespace is not None:
+        where, args = "namespace = ? AND id > ?", [namespace, after_id]
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM memories WHERE {where} ORDER BY id LIMIT ?", [*args, limit]
+    ).fetchall()
+    return [MemoryRow.from_row(r) for r in rows]

@@ -1,0 +1,308 @@
+"""Numbered schema migrations of the SQLite file, applied in order on open.
+
+PRAGMA user_version is the counter. Each migration runs in its own `BEGIN IMMEDIATE`
+transaction and re-reads the version inside it, so processes opening a new file at the
+same moment migrate it exactly once. This module owns every DDL statement of the file, and
+a migration that has shipped is never edited: a change of schema is a new migration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ...errors import DatabaseError, ModelMismatchError
+from ...retrieval import intent_key
+from .connection import write_transaction
+
+
+def m001_initial(conn: Any, dim: int) -> None:
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES ('embedding_dim', ?), ('created_at', ?)",
+        (str(dim), repr(time.time())),
+    )
+    conn.execute(
+        """
+        CREATE TABLE memories (
+            id INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            intent TEXT NOT NULL,
+            experience TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('success', 'failure', 'note')),
+            q REAL NOT NULL,
+            n_updates INTEGER NOT NULL DEFAULT 0,
+            last_reward REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            content_hash TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            model_id TEXT NOT NULL,
+            source_task_id TEXT,
+            UNIQUE (namespace, content_hash)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX memories_namespace ON memories(namespace, id)")
+    conn.execute(
+        """
+        CREATE TABLE namespaces (
+            namespace TEXT PRIMARY KEY,
+            model_id TEXT NOT NULL,
+            delta REAL,
+            delta_count INTEGER NOT NULL DEFAULT 0,
+            delta_at REAL
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE tasks (
+            task_id TEXT PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            query TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            k1 INTEGER NOT NULL,
+            k2 INTEGER NOT NULL,
+            lam REAL NOT NULL,
+            delta REAL NOT NULL,
+            epsilon REAL NOT NULL,
+            explored INTEGER NOT NULL DEFAULT 0,
+            selection_prob REAL,
+            outcome TEXT CHECK (outcome IN ('success', 'failure', 'reward')),
+            reward REAL,
+            used_ids TEXT,
+            reported_at REAL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX tasks_namespace ON tasks(namespace, created_at)")
+    conn.execute(
+        """
+        CREATE TABLE task_candidates (
+            task_id TEXT NOT NULL REFERENCES tasks(task_id),
+            memory_id INTEGER NOT NULL,
+            rank INTEGER NOT NULL,
+            similarity REAL NOT NULL,
+            q REAL NOT NULL,
+            score REAL NOT NULL,
+            injected INTEGER NOT NULL,
+            credited INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (task_id, memory_id)
+        ) WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX task_candidates_memory ON task_candidates(memory_id)")
+    conn.execute(
+        "CREATE VIRTUAL TABLE memory_vec0 USING vec0(memory_id INTEGER PRIMARY KEY, "
+        f"namespace TEXT PARTITION KEY, embedding float[{int(dim)}] distance_metric=cosine)"
+    )
+    conn.execute(
+        "CREATE TABLE memory_vectors (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "memory_id INTEGER NOT NULL UNIQUE, namespace TEXT NOT NULL, code BLOB NOT NULL, "
+        "embedding BLOB NOT NULL)"
+    )
+    conn.execute(
+        "CREATE INDEX memory_vectors_codes ON memory_vectors(namespace, seq, memory_id, code)"
+    )
+    conn.execute(
+        "CREATE TABLE memory_vector_state ("
+        "namespace TEXT PRIMARY KEY, deletes INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
+    )
+    _m002_snapshot_table(conn)
+    conn.execute(
+        "CREATE TABLE memory_vector_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+    )
+    # A random id per database file: cache entries of two files never mix, even for two
+    # in-memory databases or two copies at one path.
+    conn.execute(
+        "INSERT INTO memory_vector_meta(key, value) VALUES "
+        f"('instance', lower(hex(randomblob(16)))), ('dim', '{int(dim)}'), "
+        "('code', 'sign-bits-v1')"
+    )
+
+
+def _m002_snapshot_table(conn: Any) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS memory_code_snapshots ("
+        "namespace TEXT PRIMARY KEY, max_seq INTEGER NOT NULL, "
+        "deletes INTEGER NOT NULL, n INTEGER NOT NULL, code_bytes INTEGER NOT NULL, "
+        "seqs BLOB NOT NULL, ids BLOB NOT NULL, codes BLOB NOT NULL)"
+    )
+
+
+def m002_code_snapshots(conn: Any, dim: int) -> None:
+    """The code snapshots (files created by m001 before it included them)."""
+    _m002_snapshot_table(conn)
+
+
+def m003_intents(conn: Any, dim: int) -> None:
+    """Memories filed under distinct intents; ids that are never reused.
+
+    - `intents`: one row per namespace and intent key (retrieval.intent_key); the vector
+      index indexes intents, so phase A picks distinct intents (retrieval.py).
+    - `memories` rebuilt with AUTOINCREMENT and an `intent_id`: SQLite without it hands a
+      deleted row's id to the next insert, and a pending task would credit a stranger.
+      The sequence starts above every id the ledger has ever named.
+    - the vector tables re-keyed by intent (`intent_vectors`, `intent_vec0`); each intent
+      keeps the vector of its oldest memory. Code snapshots are derived: dropped.
+    - calibration is over distinct intents now: the next write recalibrates.
+    """
+    conn.execute(
+        """
+        CREATE TABLE intents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            namespace TEXT NOT NULL,
+            key TEXT NOT NULL,
+            text TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (namespace, key)
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE memories_v3 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            namespace TEXT NOT NULL,
+            intent_id INTEGER NOT NULL REFERENCES intents(id),
+            intent TEXT NOT NULL,
+            experience TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('success', 'failure', 'note')),
+            q REAL NOT NULL,
+            n_updates INTEGER NOT NULL DEFAULT 0,
+            last_reward REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            content_hash TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            model_id TEXT NOT NULL,
+            source_task_id TEXT,
+            UNIQUE (namespace, content_hash)
+        )
+        """
+    )
+    conn.execute(
+        "CREATE TABLE intent_vectors (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "intent_id INTEGER NOT NULL UNIQUE, namespace TEXT NOT NULL, code BLOB NOT NULL, "
+        "embedding BLOB NOT NULL)"
+    )
+    conn.execute(
+        "CREATE VIRTUAL TABLE intent_vec0 USING vec0(intent_id INTEGER PRIMARY KEY, "
+        f"namespace TEXT PARTITION KEY, embedding float[{int(dim)}] distance_metric=cosine)"
+    )
+    _file_memories_under_intents(conn)
+    conn.execute("DROP TABLE memories")
+    conn.execute("ALTER TABLE memories_v3 RENAME TO memories")
+    conn.execute("CREATE INDEX memories_namespace ON memories(namespace, id)")
+    conn.execute("CREATE INDEX memories_intent ON memories(intent_id, q, id)")
+    highest = conn.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM memories), 0), "
+        "coalesce((SELECT max(memory_id) FROM task_candidates), 0))"
+    ).fetchone()[0]
+    conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('memories', 'memories_v3')")
+    conn.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('memories', ?)", (highest,))
+    for table in ("memory_vec0", "memory_vectors", "memory_vector_state", "memory_code_snapshots"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute(
+        "CREATE INDEX intent_vectors_codes ON intent_vectors(namespace, seq, intent_id, code)"
+    )
+    conn.execute(
+        "CREATE TABLE intent_vector_state ("
+        "namespace TEXT PRIMARY KEY, deletes INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
+    )
+    conn.execute(
+        "CREATE TABLE intent_code_snapshots ("
+        "namespace TEXT PRIMARY KEY, max_seq INTEGER NOT NULL, "
+        "deletes INTEGER NOT NULL, n INTEGER NOT NULL, code_bytes INTEGER NOT NULL, "
+        "seqs BLOB NOT NULL, ids BLOB NOT NULL, codes BLOB NOT NULL)"
+    )
+    conn.execute("UPDATE namespaces SET delta_count = 0")
+
+
+def _file_memories_under_intents(conn: Any) -> None:
+    """Copy every memory into memories_v3 under its intent, creating intents and their
+    vectors (the oldest memory's) in id order."""
+    intent_of: dict[tuple[str, str], int] = {}
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT m.id, m.namespace, m.intent, m.experience, m.kind, m.q, m.n_updates, "
+            "m.last_reward, m.created_at, m.updated_at, m.content_hash, m.metadata, "
+            "m.model_id, m.source_task_id, v.code, v.embedding FROM memories m "
+            "LEFT JOIN memory_vectors v ON v.memory_id = m.id WHERE m.id > ? ORDER BY m.id "
+            "LIMIT 5000",
+            (last,),
+        ).fetchall()
+        if not rows:
+            return
+        for row in rows:
+            mid, namespace, intent = row[0], row[1], row[2]
+            key = (namespace, intent_key(intent))
+            if key not in intent_of:
+                if row[14] is None:
+                    raise DatabaseError(
+                        f"memory {mid} has no stored vector: the file is damaged; "
+                        "restore it from a backup or export and re-import its memories"
+                    )
+                iid = conn.execute(
+                    "INSERT INTO intents(namespace, key, text, created_at) VALUES (?, ?, ?, ?) "
+                    "RETURNING id",
+                    (namespace, key[1], intent, row[8]),
+                ).fetchone()[0]
+                intent_of[key] = iid
+                conn.execute(
+                    "INSERT INTO intent_vectors(intent_id, namespace, code, embedding) "
+                    "VALUES (?, ?, ?, ?)",
+                    (iid, namespace, row[14], row[15]),
+                )
+                conn.execute(
+                    "INSERT INTO intent_vec0(intent_id, namespace, embedding) VALUES (?, ?, ?)",
+                    (iid, namespace, row[15]),
+                )
+            conn.execute(
+                "INSERT INTO memories_v3(id, namespace, intent_id, intent, experience, kind, q, "
+                "n_updates, last_reward, created_at, updated_at, content_hash, metadata, "
+                "model_id, source_task_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (mid, namespace, intent_of[key], *row[2:14]),
+            )
+        last = rows[-1][0]
+
+
+MIGRATIONS: list[Callable[[Any, int], None]] = [m001_initial, m002_code_snapshots, m003_intents]
+
+
+def schema_version(conn: Any) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def apply_migrations(conn: Any, dim: int) -> int:
+    """Bring the schema up to date; return the version now in force."""
+    latest = len(MIGRATIONS)
+    if schema_version(conn) > latest:
+        raise DatabaseError(
+            f"database schema version {schema_version(conn)} is newer than this memrl "
+            f"understands ({latest}): upgrade memrl"
+        )
+    while schema_version(conn) < latest:
+        with write_transaction(conn):
+            version = schema_version(conn)
+            if version >= latest:
+                break
+            if version > 0:
+                check_dimension(conn, dim)
+            MIGRATIONS[version](conn, dim)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+    check_dimension(conn, dim)
+    return latest
+
+
+def check_dimension(conn: Any, dim: int) -> None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'embedding_dim'").fetchone()
+    if row is not None and int(row[0]) != dim:
+        raise ModelMismatchError(
+            f"this database stores {row[0]}-dimensional vectors but the embedding model "
+            f"gives {dim}: use the model the database was created with, or a new --db file"
+        )
