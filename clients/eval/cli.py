@@ -15,6 +15,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -151,10 +152,12 @@ def code_version(python: str | None = None) -> str | None:
         import memrl
 
         root: str | None = str(Path(memrl.__file__).resolve().parent)
-    else:
+    else:  # run outside any checkout: the working directory comes first on sys.path
         try:
-            found = subprocess.run([python, "-c", "import memrl; print(memrl.__file__)"],
-                                   capture_output=True, text=True, timeout=60, check=False)
+            with tempfile.TemporaryDirectory() as neutral:
+                found = subprocess.run([python, "-c", "import memrl; print(memrl.__file__)"],
+                                       capture_output=True, text=True, timeout=60,
+                                       check=False, cwd=neutral)
         except OSError:
             return None
         root = str(Path(found.stdout.strip()).parent) if found.returncode == 0 else None

@@ -70,7 +70,11 @@ class McpMemory:
         command, args = server_command(self.db, self.flags, self.namespace, self.python)
         # The SDK passes only a safe subset of the environment; keep the model directory.
         env = {k: v for k, v in os.environ.items() if k == "MEMRL_MODEL_DIR"}
-        params = StdioServerParameters(command=command, args=args, env=env)
+        # Started in the database's folder, never the caller's: `python -m` puts the working
+        # directory first on sys.path, so a server started by another checkout's Python from
+        # inside this checkout would import this checkout's `memrl` core.
+        params = StdioServerParameters(command=command, args=args, env=env,
+                                       cwd=str(self.db.resolve().parent))
         errlog = self.errlog or sys.stderr
         self._stack = AsyncExitStack()
         self._client = await self._stack.enter_async_context(
