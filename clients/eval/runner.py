@@ -28,7 +28,9 @@ def fresh_db(path: Path) -> Path:
 async def background_db(suite: Suite, workdir: Path, server_python: str | None) -> Path | None:
     """The suite's background memories stored once, by the server under test, into a
     database that every policy's database starts as a copy of (the same ids for every
-    policy; one server session instead of one per policy: 240 stores take ~10 s here)."""
+    policy; one server session instead of one per policy: 240 stores took 10 s here on a
+    quiet machine, 30 s under load; a batched `memrl import` was no faster, its embedding
+    of 240 intents in batches took as long)."""
     if not suite.background:
         return None
     db = fresh_db(workdir / f"{suite.env}-background.db")

@@ -26,7 +26,7 @@ class Size:
 
 
 FULL = Size(humaneval_tasks=None, games_per_type=10, epochs=10)
-QUICK = Size(humaneval_tasks=40, games_per_type=4, epochs=5, late_tasks=8, late_epochs=8)
+QUICK = Size(humaneval_tasks=60, games_per_type=6, epochs=3, late_tasks=8, late_epochs=8)
 
 
 @dataclass
