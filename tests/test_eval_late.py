@@ -119,6 +119,8 @@ def test_late_run_through_real_servers(tmp_path: Path) -> None:
     schedule = [suite.agent.discovery_epoch(t) for t in suite.train]
     expected = [sum(d == e for d in schedule) / 3 for e in range(1, 7)]
     assert late.summary(runs["no_memory"])["sr_per_epoch"] == pytest.approx(expected)
+    # the policy's database started as a copy of the background one: its ids come after
+    assert min(runs["memrl"].stored) == len(suite.background) + 1
     s = late.summary(runs["memrl"])
     assert s["reachability"]["tasks"] == 3
     assert s["reachability"]["solved"] == s["reachability"]["reused"]

@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="run a matrix over these bank fractions (e.g. 0,0.5) and aggregate")
     p.add_argument("--epochs", type=int, help="epochs over the training split (10; --quick 3)")
     p.add_argument("--quick", action="store_true",
-                   help="a smoke test: small sizes, about two minutes")
+                   help="a smoke test: small sizes, a few minutes (CI runs it)")
     p.add_argument("--tasks", type=int, help="HumanEval problems to use (default all 164)")
     p.add_argument("--games", type=int, help="seeded games per game type (default 10)")
     p.add_argument("--late-tasks", type=int, help="tasks of the late-discovery scenario (20)")
