@@ -83,7 +83,7 @@ def test_end_to_end_through_real_servers(tmp_path: Path) -> None:
                             bank_coverage=1.0)
     assert len(suite.train) == 3 and len(suite.held_out) == 1 and suite.bank
     policies = [p for p in POLICIES if p.name in ("no_memory", "rag", "memrl", "lam0")]
-    runs = asyncio.run(run_suite(suite, policies, 2, 2, tmp_path, progress=False))
+    runs = asyncio.run(run_suite(suite, policies, 2, tmp_path, progress=False))
     for run in runs.values():
         assert len([a for a in run.attempts if a.phase == "train"]) == 6
         assert len([a for a in run.attempts if a.phase == "transfer"]) == 1

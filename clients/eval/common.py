@@ -51,6 +51,7 @@ class MemoryDraft:
     intent: str
     experience: str
     kind: str
+    source: str | None = field(default=None, compare=False)  # the task it was written for
 
 
 class Agent(Protocol):
@@ -61,6 +62,18 @@ class Agent(Protocol):
     def attempt(self, task: Task, memories: list[Recalled], key: tuple[Any, ...]) -> Outcome: ...
 
     def write_memory(self, task: Task, outcome: Outcome) -> MemoryDraft: ...
+
+
+def train_key(seed: int, task: Task, epoch: int) -> tuple[Any, ...]:
+    """The random key of a training attempt; the same for every policy."""
+    return (seed, task.env, task.task_id, epoch)
+
+
+def epoch_of(key: tuple[Any, ...]) -> int | None:
+    """The epoch of a training attempt's key (None for bank and transfer attempts)."""
+    if len(key) == 4 and isinstance(key[3], int) and not isinstance(key[3], bool):
+        return key[3]
+    return None
 
 
 def stable_rng(*parts: Any) -> random.Random:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import metrics
-from .common import Agent, MemoryDraft, Task, stable_rng
+from .common import Agent, MemoryDraft, Task, stable_rng, train_key
 from .memory_client import MemoryBackend
 
 TRANSFER = "transfer"
@@ -48,6 +48,7 @@ class Attempt:
     success: bool
     injected: tuple[int, ...]
     reused: int | None
+    stored: int | None = None  # id of the memory stored after it (None in transfer)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class PolicyRun:
     attempts: list[Attempt] = field(default_factory=list)
     final_q: dict[int, float] = field(default_factory=dict)
     stored: set[int] = field(default_factory=set)
+    bank_ids: dict[str, list[int]] = field(default_factory=dict)  # source task -> bank memories
 
     def epochs(self) -> list[dict[str, bool]]:
         by_epoch: dict[int, dict[str, bool]] = {}
@@ -104,10 +106,13 @@ async def run_policy(
 ) -> PolicyRun:
     run = PolicyRun(policy.name)
     for draft in bank:
-        run.stored.add(await memory.store(draft))
+        mid = await memory.store(draft)
+        run.stored.add(mid)
+        if draft.source is not None:
+            run.bank_ids.setdefault(draft.source, []).append(mid)
     for epoch in range(1, epochs + 1):
         for task in epoch_order(train, seed, epoch):
-            key = (seed, task.env, task.task_id, epoch)
+            key = train_key(seed, task, epoch)
             await _train_step(run, policy, agent, memory, task, key, epoch)
             tick()
     for task in held_out:
@@ -128,6 +133,8 @@ async def _train_step(run: PolicyRun, policy: Policy, agent: Agent, memory: Memo
     if task_id is not None:
         used = list(outcome.used) if policy.credit_used and outcome.used is not None else None
         run.final_q.update(await memory.report(task_id, outcome.success, used))
-    run.stored.add(await memory.store(agent.write_memory(task, outcome), task_id))
+    stored = await memory.store(agent.write_memory(task, outcome), task_id)
+    run.stored.add(stored)
     run.attempts.append(Attempt("train", epoch, task.task_id, outcome.success,
-                                tuple(m.id for m in injected), outcome.reused))
+                                tuple(m.id for m in injected), outcome.reused,
+                                stored or None))

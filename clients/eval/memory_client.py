@@ -42,19 +42,21 @@ class NoMemory:
         return 0
 
 
-def server_command(db: Path, flags: list[str], namespace: str) -> tuple[str, list[str]]:
-    """`memrl serve` from this interpreter's environment."""
-    return sys.executable, ["-m", "memrl_server", "serve", "--db", str(db),
-                            "--namespace", namespace, *flags]
+def server_command(db: Path, flags: list[str], namespace: str,
+                   python: str | None = None) -> tuple[str, list[str]]:
+    """`memrl serve` run by `python` (default: this interpreter, so this checkout's server)."""
+    return python or sys.executable, ["-m", "memrl_server", "serve", "--db", str(db),
+                                      "--namespace", namespace, *flags]
 
 
 class McpMemory:
     """One `memrl serve` process over stdio, used through an MCP client session."""
 
     def __init__(self, db: Path, flags: list[str], namespace: str = "eval",
-                 errlog: TextIO | None = None) -> None:
+                 errlog: TextIO | None = None, python: str | None = None) -> None:
         self.db = db
         self.flags = flags
+        self.python = python
         self.namespace = namespace
         self.errlog = errlog
         self.calls = 0
@@ -65,10 +67,14 @@ class McpMemory:
         from mcp import Client, StdioServerParameters
         from mcp.client.stdio import stdio_client
 
-        command, args = server_command(self.db, self.flags, self.namespace)
+        command, args = server_command(self.db, self.flags, self.namespace, self.python)
         # The SDK passes only a safe subset of the environment; keep the model directory.
         env = {k: v for k, v in os.environ.items() if k == "MEMRL_MODEL_DIR"}
-        params = StdioServerParameters(command=command, args=args, env=env)
+        # Started in the database's folder, never the caller's: `python -m` puts the working
+        # directory first on sys.path, so a server started by another checkout's Python from
+        # inside this checkout would import this checkout's `memrl` core.
+        params = StdioServerParameters(command=command, args=args, env=env,
+                                       cwd=str(self.db.resolve().parent))
         errlog = self.errlog or sys.stderr
         self._stack = AsyncExitStack()
         self._client = await self._stack.enter_async_context(
