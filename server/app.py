@@ -14,11 +14,12 @@ from typing import Annotated, Any, TypeVar
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from memrl import Embedder, Memory, MemoryConfig, MemrlError
 
+from .compact import MIN_BUDGET, compact_recall
 from .models import (
     CreditedMemory,
     MemoryDetail,
@@ -161,10 +162,27 @@ def _add_tools(
                 le=20,
             ),
         ] = None,
-    ) -> RecallOutput:
+        budget: Annotated[
+            int | None,
+            Field(
+                description="Token budget for the text of the answer: the memories as compact "
+                "text within it (the structured output stays whole). Default: no budget",
+                ge=MIN_BUDGET,
+                le=100_000,
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, RecallOutput]:
         ns = namespace or default_ns
         result = await _call(runtime, lambda m: m.recall(task, ns, k=k))
-        return RecallOutput.from_result(result)
+        output = RecallOutput.from_result(result)
+        if budget is None:
+            text = output.model_dump_json(indent=2)
+        else:  # the same text the Claude Code hook injects (server/compact.py)
+            text = compact_recall(result.task_id, result.injected, budget).text or result.message
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)],
+            structured_content=output.model_dump(mode="json"),
+        )
 
     @server.tool(
         description=REPORT_DESCRIPTION,

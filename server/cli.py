@@ -5,6 +5,7 @@
     memrl report TASK_ID --success|--failure|--reward R [--used 1,2] [--reflection TEXT]
     memrl store --intent T --experience E [--kind success|failure|note]
     memrl stats | export [-o FILE] | import FILE | forget ID... | demo
+    memrl hook                              a Claude Code / Codex hook (payload on stdin)
 
 Every command but `serve` prints JSON on stdout, so scripts, CI and host hooks can feed
 rewards without the LLM. Errors go to stderr with exit code 2.
@@ -14,25 +15,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from memrl import Memory, MemoryConfig, MemrlError, default_db_path, open_memory
-from memrl.transfer import export_jsonl, import_jsonl
+from .hooks.client import add_arguments as add_hook_arguments
 
-from .models import RecallOutput
-from .namespaces import namespace_for
-from .settings import ServerSettings
+if TYPE_CHECKING:
+    from memrl import Memory, MemoryConfig
 
-log = logging.getLogger("memrl")
+    from .settings import ServerSettings
+
+# The core (numpy, the SQLite extension, the model code), logging and dataclasses are
+# imported inside the commands: `memrl hook` runs on every prompt and tool call and must
+# not pay for them (~150 ms for the core alone).
 
 
 def _config(args: argparse.Namespace) -> MemoryConfig:
+    from memrl import MemoryConfig
+
     overrides = {
         k: getattr(args, k)
         for k in ("alpha", "lam", "q_init", "k1", "k2", "delta", "epsilon")
@@ -42,10 +45,16 @@ def _config(args: argparse.Namespace) -> MemoryConfig:
 
 
 def _namespace(args: argparse.Namespace) -> str:
+    from .namespaces import namespace_for
+
     return args.namespace or os.environ.get("MEMRL_NAMESPACE") or namespace_for(Path.cwd())
 
 
 def settings_from(args: argparse.Namespace) -> ServerSettings:
+    from memrl import default_db_path
+
+    from .settings import ServerSettings
+
     model_dir = args.model_dir or os.environ.get("MEMRL_MODEL_DIR")
     return ServerSettings(
         db_path=Path(args.db).expanduser() if args.db else default_db_path(),
@@ -137,21 +146,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="watch the memory learn which experience helps")
     _common(p)
+
+    p = sub.add_parser(
+        "hook",
+        help="a Claude Code / Codex hook: reads one payload on stdin (see README, Claude Code plugin)",
+    )
+    add_hook_arguments(p)
     return parser
 
 
 def _print(obj: Any) -> None:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        obj = asdict(obj)
     print(json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 def _open(args: argparse.Namespace) -> Memory:
     settings = settings_from(args)
-    from memrl import load_embedder
+    from memrl import load_embedder, open_memory
 
     return open_memory(settings.db_path, settings.memory, load_embedder(settings.model_dir))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    import logging
+
     import anyio
 
     from .app import build_server
@@ -161,7 +182,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.http:
         check_bind(settings)
     server = build_server(settings)
-    log.info("memrl serving db=%s namespace=%s", settings.db_path, settings.namespace)
+    logging.getLogger("memrl").info(
+        "memrl serving db=%s namespace=%s", settings.db_path, settings.namespace
+    )
     if args.http:
         anyio.run(serve_http, server, settings)
     else:
@@ -169,11 +192,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_recall(args: argparse.Namespace, memory: Memory) -> None:
+    from .models import RecallOutput
+
     r = memory.recall(args.task, _namespace(args), k=args.k, dry_run=args.dry_run)
     _print(RecallOutput.from_result(r).model_dump())
 
 
 def cmd_report(args: argparse.Namespace, memory: Memory) -> None:
+    from memrl import MemrlError
+
     used = None
     if args.used is not None:
         try:
@@ -205,6 +232,8 @@ def cmd_report(args: argparse.Namespace, memory: Memory) -> None:
 
 
 def cmd_store(args: argparse.Namespace, memory: Memory) -> None:
+    from memrl import MemrlError
+
     try:
         metadata = None if args.metadata is None else json.loads(args.metadata)
     except json.JSONDecodeError as e:
@@ -217,7 +246,7 @@ def cmd_store(args: argparse.Namespace, memory: Memory) -> None:
         task_id=args.task_id,
         metadata=metadata,
     )
-    _print(asdict(out))
+    _print(out)
 
 
 def cmd_stats(args: argparse.Namespace, memory: Memory) -> None:
@@ -225,6 +254,8 @@ def cmd_stats(args: argparse.Namespace, memory: Memory) -> None:
 
 
 def cmd_export(args: argparse.Namespace, memory: Memory) -> None:
+    from memrl.transfer import export_jsonl
+
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             count = export_jsonl(memory, fh, args.namespace)
@@ -234,6 +265,9 @@ def cmd_export(args: argparse.Namespace, memory: Memory) -> None:
 
 
 def cmd_import(args: argparse.Namespace, memory: Memory) -> None:
+    from memrl import MemrlError
+    from memrl.transfer import import_jsonl
+
     if args.file == "-":
         report = import_jsonl(memory, sys.stdin, args.namespace)
     else:
@@ -242,11 +276,11 @@ def cmd_import(args: argparse.Namespace, memory: Memory) -> None:
                 report = import_jsonl(memory, fh, args.namespace)
         except OSError as e:
             raise MemrlError(f"cannot read {args.file}: {e.strerror}") from e
-    _print(asdict(report))
+    _print(report)
 
 
 def cmd_forget(args: argparse.Namespace, memory: Memory) -> None:
-    _print(asdict(memory.forget(args.ids, _namespace(args))))
+    _print(memory.forget(args.ids, _namespace(args)))
 
 
 def cmd_demo(args: argparse.Namespace, memory: Memory) -> None:
@@ -269,6 +303,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Memory], None]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "hook":
+        from .hooks.client import run
+
+        return run(args)
+    import logging
+
+    from memrl import MemrlError, default_db_path
+
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
