@@ -103,10 +103,10 @@ def _entry(memory: MemoryLike) -> str:
 
 def _fitting_caps(costs: list[int], room: int) -> list[int]:
     """Token caps for the first n entries, n as large as lets every entry keep at least
-    MIN_ENTRY_TOKENS."""
+    MIN_ENTRY_TOKENS (or all of itself, if shorter)."""
     for n in range(len(costs), 0, -1):
         caps = _fair_shares(costs[:n], room)
-        if min(caps) >= MIN_ENTRY_TOKENS:
+        if all(cap >= min(cost, MIN_ENTRY_TOKENS) for cap, cost in zip(caps, costs)):
             return caps
     return []
 

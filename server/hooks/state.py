@@ -155,8 +155,10 @@ class SessionState:
             ).fetchone()
             if row is None:
                 return
-            known = json.loads(row["model_tasks"])
-            merged = known + [t for t in model_task_ids if t not in known and t != task_id]
+            merged = json.loads(row["model_tasks"])
+            for other in model_task_ids:
+                if other not in merged and other != task_id:
+                    merged.append(other)
             db.execute(
                 "UPDATE tasks SET model_tasks = ?, updated = ? WHERE task_id = ?",
                 (json.dumps(merged), time.time(), task_id),

@@ -43,7 +43,7 @@ WEAK_PATTERNS = (
 )
 # Prefixes that run the next words as the command.
 _WRAPPERS = re.compile(
-    r"^(?:(?:\w+=\S*|env|time|nice|timeout(?: -\S+)* \S+|uv run|poetry run|pipenv run|"
+    r"^(?:(?:\w+=\S*|env|time|nice|timeout(?: -[ks] \S+| -\S+)* \S+|uv run|poetry run|pipenv run|"
     r"hatch run|pdm run|rye run|npx|bunx|pnpm exec|yarn exec|bundle exec) )+"
 )
 _OPERATORS = {"&&", "||", "|", ";", "&", ";;", "|&", "(", ")", "\n"}
