@@ -24,7 +24,9 @@ class HookRun:
         self.returncode = done.returncode
         self.stdout = done.stdout
         self.stderr = done.stderr
-        self.answer: dict[str, Any] | None = json.loads(done.stdout) if done.stdout.strip() else None
+        self.answer: dict[str, Any] | None = (
+            json.loads(done.stdout) if done.stdout.strip() else None
+        )
 
     @property
     def context(self) -> str | None:

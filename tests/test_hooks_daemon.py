@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hook_helpers import MEMRL, HookEnv, alive, kill, prompt, wait_gone
@@ -25,7 +27,11 @@ def env(tmp_path, real_model) -> Iterator[HookEnv]:
     hooks.env["MEMRL_NAMESPACE"] = NS
     store = MemoryStore(hooks.db, real_model.dim, real_model.model_id)
     Memory(store, real_model).store_many(
-        [Experience("renew the TLS certificate of the staging cluster", "certbot renew", namespace=NS)]
+        [
+            Experience(
+                "renew the TLS certificate of the staging cluster", "certbot renew", namespace=NS
+            )
+        ]
     )
     store.close()
     yield hooks
@@ -120,3 +126,20 @@ def test_status_and_stop_daemon(env):
     )
     assert '"stopped": true' in done.stdout
     wait_gone(status["pid"])
+
+
+def test_without_memrl_db_the_daemon_uses_the_servers_default_database(tmp_path, real_model):
+    hooks = HookEnv(tmp_path)
+    del hooks.env["MEMRL_DB"]
+    hooks.env.update({"HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")})
+    hooks.env["MEMRL_NAMESPACE"] = NS
+    try:
+        hooks.hook(prompt("s-1", TASK))
+        code = "from memrl import default_db_path; print(default_db_path())"
+        expected = subprocess.run(
+            [sys.executable, "-c", code], env=hooks.env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert hooks.status()["db"] == expected
+        assert Path(expected).exists()
+    finally:
+        hooks.stop_daemon()

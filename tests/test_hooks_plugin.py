@@ -51,7 +51,11 @@ def test_every_hook_runs_memrl_hook_on_an_event_it_handles():
 def test_tool_matchers_catch_bash_and_the_models_recall():
     hooks = load(PLUGIN / "hooks" / "hooks.json")["hooks"]
     tool_matcher = re.compile(f"^(?:{hooks['PostToolUse'][0]['matcher']})$")
-    for name in ("Bash", "mcp__memrl__recall_experience", "mcp__plugin_memrl_memrl__recall_experience"):
+    for name in (
+        "Bash",
+        "mcp__memrl__recall_experience",
+        "mcp__plugin_memrl_memrl__recall_experience",
+    ):
         assert tool_matcher.match(name), name
     for name in ("Read", "Edit", "mcp__memrl__report_outcome"):
         assert not tool_matcher.match(name), name

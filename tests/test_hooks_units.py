@@ -13,7 +13,7 @@ import time
 
 import pytest
 from memrl_server.compact import MIN_BUDGET, approx_tokens, compact_recall
-from memrl_server.hooks.locations import Locations, database_path
+from memrl_server.hooks.locations import Locations, database_path, hook_home
 from memrl_server.hooks.payload import HookEvent, PayloadError, read_payload
 from memrl_server.hooks.state import SessionState
 from memrl_server.hooks.verifiers import (
@@ -30,7 +30,6 @@ from memrl_server.hooks.verifiers import (
     summary_outcome,
 )
 
-from memrl import default_db_path
 from memrl.memory import Recalled
 
 V = Verifiers()
@@ -93,6 +92,8 @@ def test_custom_patterns_add_to_or_replace_the_defaults():
     assert custom.strength("pytest") == STRONG
     only = Verifiers(strong=[r"^check-all\b"], defaults=False)
     assert only.strength("pytest") is None
+    with pytest.raises(ValueError, match="not a valid regex"):
+        Verifiers(strong=["(unclosed"])
 
 
 PYTEST_FAIL = "FAILED tests/test_a.py::test_x\n===== 1 failed, 3 passed in 0.12s ====="
@@ -257,22 +258,34 @@ def test_bash_failure_payload_fields():
             "is_interrupt": False,
         }
     )
-    assert (event.command, event.error, event.interrupted) == ("npm test", "Exit code 1\n1 failing", False)
+    assert (event.command, event.error, event.interrupted) == (
+        "npm test",
+        "Exit code 1\n1 failing",
+        False,
+    )
 
 
 # -- locations ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("memrl_db", [None, "~/elsewhere/mem.db"])
-def test_the_hooks_use_the_database_of_the_server_and_the_cli(monkeypatch, tmp_path, memrl_db):
+def test_the_database_is_the_flag_or_memrl_db_or_the_default(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    if memrl_db is None:
-        monkeypatch.delenv("MEMRL_DB", raising=False)
-    else:
-        monkeypatch.setenv("MEMRL_DB", memrl_db)
-    assert database_path(None) == default_db_path().resolve()
+    monkeypatch.delenv("MEMRL_DB", raising=False)
+    assert database_path(None) is None  # the daemon resolves it with memrl.default_db_path
     assert database_path(str(tmp_path / "x.db")) == (tmp_path / "x.db").resolve()
+    monkeypatch.setenv("MEMRL_DB", "~/elsewhere/mem.db")
+    assert database_path(None) == (tmp_path / "elsewhere" / "mem.db").resolve()
+    assert Locations(None, tmp_path).key != Locations(tmp_path / "x.db", tmp_path).key
+
+
+def test_the_hook_dir_follows_xdg_state_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("MEMRL_HOOK_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    expected = "state" if sys.platform != "darwin" else "Library"
+    assert expected in hook_home().parts and hook_home().parts[-2:] == ("memrl", "hooks")
+    monkeypatch.setenv("MEMRL_HOOK_DIR", "~/h")
+    assert hook_home() == tmp_path / "h"
 
 
 def test_a_socket_path_too_long_moves_to_a_private_temp_dir(tmp_path):

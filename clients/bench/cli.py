@@ -3,6 +3,7 @@
     memrl-bench                      10k (real model), 100k, 1M, 1M over 100 namespaces
     memrl-bench --quick              10k only (about a minute; used in CI)
     memrl-bench --json out.json      also write every figure as JSON
+    memrl-bench --hooks              `memrl hook` latency only (first and warm calls)
 
 The 10k tier goes through the real model end to end (store_many, then recall). The bulk
 tiers hold clustered vectors scattered around those real embeddings, inserted through
@@ -61,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model-dir", help="embedding model directory (as memrl serve --model-dir)")
     p.add_argument("--markdown", type=Path, help="also write the tables as Markdown to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--hooks", action="store_true", help="measure `memrl hook` latency only")
     args = p.parse_args(argv)
     quick = args.quick
     args.tiers = [t.strip() for t in (args.tiers or ("10k" if quick else ",".join(TIERS))).split(",")]
@@ -477,9 +479,16 @@ def render_markdown(out: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    out = run(args, argv)
-    print(render(out))
-    if args.markdown:
+    if args.hooks:
+        from .hooks import render_hooks, run_hooks_bench
+
+        n = 5 if args.quick else 20
+        out = run_hooks_bench(first_runs=max(2, n // 4), warm_runs=n, quiet=args.quiet)
+        print(render_hooks(out))
+    else:
+        out = run(args, argv)
+        print(render(out))
+    if args.markdown and not args.hooks:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(render_markdown(out) + "\n")
     if args.json:

@@ -66,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
 def _maintenance(options: HookOptions, stop: bool) -> int:
     loc = options.locations
     if stop:
-        print(json.dumps({"stopped": transport.stop(loc), "db": str(loc.db)}))
+        print(json.dumps({"stopped": transport.stop(loc), "db": str(loc.db or "default")}))
         return 0
     try:
         answer = transport.call(loc, {"op": "ping"}, start=False)
         status = {"running": True, "pid": answer["pid"], "db": answer["db"]}
     except (transport.DaemonUnavailable, transport.DaemonError):
-        status = {"running": False, "db": str(loc.db)}
+        status = {"running": False, "db": str(loc.db or "default")}
     print(json.dumps({**status, "socket": str(loc.socket), "log": str(loc.log)}))
     return 0
 

@@ -35,7 +35,7 @@ WATCH_INTERVAL = 1.0  # seconds between idle / socket checks
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    loc = Locations(Path(args.db), Path(args.home))
+    loc = Locations(Path(args.db) if args.db else None, Path(args.home))
     loc.ensure_home()
     lock = _take_lock(loc.lock)
     if lock is None:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="memrl-hook-daemon")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", help="database file (default: the one `memrl serve` uses)")
     p.add_argument("--home", required=True)
     p.add_argument("--idle", type=float, default=1800.0)
     return p
@@ -81,18 +81,19 @@ def _take_lock(path: Path) -> IO[str] | None:
 
 
 def _open_service(loc: Locations) -> Any:
-    from memrl import open_memory
+    import logging
+
+    from memrl import default_db_path, open_memory
 
     from .service import HookService
 
     started = time.perf_counter()
-    memory = open_memory(loc.db)
-    import logging
-
+    db = loc.db or default_db_path()
+    memory = open_memory(db)
     logging.getLogger("memrl.hooks").info(
-        "memory ready in %.2fs (db %s)", time.perf_counter() - started, loc.db
+        "memory ready in %.2fs (db %s)", time.perf_counter() - started, db
     )
-    return HookService(memory, loc.db)
+    return HookService(memory, db)
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -90,11 +90,11 @@ class Context:
 
     def _local_service(self) -> Any:
         if self._local is None:
-            from memrl import open_memory
+            from memrl import default_db_path, open_memory
 
             from .service import HookService
 
-            db = self.options.locations.db
+            db = self.options.locations.db or default_db_path()
             self._local = HookService(open_memory(db), db)
         return self._local
 

@@ -1,47 +1,52 @@
-"""Where the hooks keep things: the database (the same file as `memrl serve` and the CLI)
-and, per database, the daemon's socket, lock, log, last start error and the session state.
+"""Where the hooks keep things: per database, the daemon's socket, lock, log, last start
+error and the session state, in one private directory.
 
-Standard library plus platformdirs only: this runs in every hook process, and importing
-`memrl` (numpy, the SQLite extension, the model code) costs ~150 ms there.
+Standard library only: this runs in every hook process. Importing `memrl` (numpy, the
+SQLite extension, the model code) costs ~150 ms there, and even platformdirs ~10-25 ms
+(it imports tempfile), so the default database is resolved by the daemon itself, with
+`memrl.default_db_path()`: hooks, `memrl serve` and the CLI share one file by construction.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 from pathlib import Path
-
-import platformdirs
 
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux, 104 on macOS
 
 
-def database_path(explicit: str | None) -> Path:
-    """`--db`, else MEMRL_DB, else the user data dir: the rule of `memrl.default_db_path`
-    (tests/test_hooks_units.py checks the two agree), without importing `memrl`."""
+def database_path(explicit: str | None) -> Path | None:
+    """`--db`, else MEMRL_DB, resolved; None for the default database (the daemon finds it
+    the way `memrl serve` does)."""
     chosen = explicit or os.environ.get("MEMRL_DB")
-    if chosen:
-        return Path(chosen).expanduser().resolve()
-    return (Path(platformdirs.user_data_dir("memrl")) / "memrl.db").resolve()
+    return Path(chosen).expanduser().resolve() if chosen else None
 
 
 def hook_home() -> Path:
-    """MEMRL_HOOK_DIR, else the user state dir (e.g. ~/.local/state/memrl/hooks)."""
+    """MEMRL_HOOK_DIR, else the user state dir: $XDG_STATE_HOME/memrl/hooks or
+    ~/.local/state/memrl/hooks (~/Library/Application Support/memrl/hooks on macOS)."""
     chosen = os.environ.get("MEMRL_HOOK_DIR")
-    return (
-        Path(chosen).expanduser()
-        if chosen
-        else Path(platformdirs.user_state_dir("memrl")) / "hooks"
-    )
+    if chosen:
+        return Path(chosen).expanduser()
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home())
+    else:
+        xdg = os.environ.get("XDG_STATE_HOME", "").strip()
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state"
+    return base / "memrl" / "hooks"
 
 
 class Locations:
     """The files of the daemon serving one database."""
 
-    def __init__(self, db: Path, home: Path) -> None:
-        self.db = db
+    def __init__(self, db: Path | None, home: Path) -> None:
+        self.db = db  # None: the default database
         self.home = home
-        raw = str(db).encode()
+        raw = str(db or "default").encode()
         self.key = f"{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}"
 
     def ensure_home(self) -> None:

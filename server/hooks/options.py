@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from .locations import Locations, database_path, hook_home
 from .verifiers import Verifiers
@@ -63,11 +62,6 @@ class HookOptions:
         if unknown:
             raise ValueError(f"unknown hook events to disable: {unknown}; use {', '.join(EVENTS)}")
         self.disabled = frozenset(named)
-
-    @property
-    def model_dir(self) -> Path | None:
-        chosen = os.environ.get("MEMRL_MODEL_DIR")
-        return Path(chosen) if chosen else None
 
 
 def _int_env(name: str, default: int) -> int:

@@ -51,7 +51,9 @@ def call(
         return _answer(exchange(loc.socket, message))
     except (FileNotFoundError, ConnectionRefusedError):
         if not start:
-            raise DaemonUnavailable(f"no memrl hook daemon for {loc.db}") from None
+            raise DaemonUnavailable(
+                f"no memrl hook daemon for {loc.db or 'the default database'}"
+            ) from None
     except _WrongProtocol:
         stop(loc)  # an older daemon after an upgrade: replace it
     except (OSError, ValueError) as e:
@@ -121,13 +123,13 @@ def spawn(loc: Locations, idle: float) -> float:
     _rotate(loc.log)
     started = time.time()
     with open(loc.log, "ab") as log:
+        db = [] if loc.db is None else ["--db", str(loc.db)]
         subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "memrl_server.hooks.daemon",
-                "--db",
-                str(loc.db),
+                *db,
                 "--home",
                 str(loc.home),
                 "--idle",

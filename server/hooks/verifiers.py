@@ -13,6 +13,7 @@ their verdict counts only when no test ran (see `events.reward_for`).
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Sequence
@@ -59,17 +60,35 @@ class Verifiers:
         weak: Iterable[str] = (),
         defaults: bool = True,
     ) -> None:
-        strong_all = [*(STRONG_PATTERNS if defaults else ()), *strong]
-        weak_all = [*(WEAK_PATTERNS if defaults else ()), *weak]
-        self.strong = [re.compile(p) for p in strong_all]
-        self.weak = [re.compile(p) for p in weak_all]
+        self._sources = (
+            [*(STRONG_PATTERNS if defaults else ()), *strong],
+            [*(WEAK_PATTERNS if defaults else ()), *weak],
+        )
+        for pattern in [*strong, *weak]:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as e:
+                raise ValueError(f"verifier pattern {pattern!r} is not a valid regex: {e}") from e
+        self._compiled: tuple[re.Pattern[str], re.Pattern[str]] | None = None
+
+    def _patterns(self) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        """One alternation per strength, compiled on first use (most hook calls never
+        look at a command)."""
+        if self._compiled is None:
+            strong, weak = (
+                re.compile("|".join(f"(?:{p})" for p in group) or r"(?!x)x")
+                for group in self._sources
+            )
+            self._compiled = (strong, weak)
+        return self._compiled
 
     def strength(self, segment: str) -> str | None:
         """STRONG, WEAK or None for one simple command."""
         normal = normalise(segment)
-        if any(p.search(normal) for p in self.strong):
+        strong, weak = self._patterns()
+        if strong.search(normal):
             return STRONG
-        if any(p.search(normal) for p in self.weak):
+        if weak.search(normal):
             return WEAK
         return None
 
@@ -168,25 +187,32 @@ _PASS_LINES = (
     r"^\s*Tests\s+\d+ passed\b",
     r"^\s*\d+ passing\b",
 )
-_FAIL_RE = re.compile("|".join(f"(?:{p})" for p in _FAIL_LINES), re.MULTILINE)
-_PASS_RE = re.compile("|".join(f"(?:{p})" for p in _PASS_LINES), re.MULTILINE)
-_NOTHING_RE = re.compile(r"\bno tests ran\b|\bcollected 0 items\b|\bno test files\b")
+_NOTHING = r"\bno tests ran\b|\bcollected 0 items\b|\bno test files\b"
 TAIL_CHARS = 20_000  # summaries are at the end; long logs are cut in the middle anyway
+
+
+@functools.cache
+def _summary_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    def any_of(lines: Sequence[str]) -> re.Pattern[str]:
+        return re.compile("|".join(f"(?:{p})" for p in lines), re.MULTILINE)
+
+    return any_of(_FAIL_LINES), any_of(_PASS_LINES), re.compile(_NOTHING)
 
 
 def summary_outcome(output: str) -> str | None:
     """FAIL if any known test runner's summary reports failures, PASS if one reports only
     passes, else None."""
     tail = output[-TAIL_CHARS:]
-    if _FAIL_RE.search(tail):
+    failed, passed, _ = _summary_patterns()
+    if failed.search(tail):
         return FAIL
-    if _PASS_RE.search(tail):
+    if passed.search(tail):
         return PASS
     return None
 
 
 def _nothing_ran(output: str) -> bool:
-    return bool(_NOTHING_RE.search(output[-TAIL_CHARS:]))
+    return bool(_summary_patterns()[2].search(output[-TAIL_CHARS:]))
 
 
 def parse_exit_code(error: str) -> int | None:
