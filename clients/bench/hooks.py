@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,16 +52,20 @@ class Bench:
                 "MEMRL_NAMESPACE": NS,
             }
         )
+        self.cpu: list[float] = []
         script = Path(sys.executable).with_name("memrl")
         self.command = [str(script)] if script.exists() else [sys.executable, "-m", "memrl_server"]
 
     def hook(self, payload: dict[str, Any], *args: str) -> tuple[float, dict[str, Any] | None]:
+        """Wall time of one hook process (its CPU time goes to self.cpu)."""
         raw = json.dumps({"cwd": str(self.root), **payload})
+        before = _children_cpu()
         started = time.perf_counter()
         done = subprocess.run(
             [*self.command, "hook", *args], input=raw, env=self.env, capture_output=True, text=True
         )
         elapsed = time.perf_counter() - started
+        self.cpu.append(_children_cpu() - before)
         if done.returncode != 0 or "memrl hook: memory unavailable" in done.stderr:
             raise RuntimeError(f"hook failed: {done.stderr}")
         return elapsed, (json.loads(done.stdout) if done.stdout.strip() else None)
@@ -76,19 +81,29 @@ class Bench:
 
 
 def run_hooks_bench(
-    n_memories: int = 2000, first_runs: int = 5, warm_runs: int = 40, quiet: bool = False
+    n_memories: int = 2000,
+    first_runs: int = 5,
+    warm_runs: int = 40,
+    local_runs: int = 3,
+    quiet: bool = False,
+    workdir: Path | None = None,
 ) -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="memrl-hook-bench-"))
+    root = Path(tempfile.mkdtemp(prefix="memrl-hook-bench-", dir=workdir))
     bench = Bench(root)
     try:
         _seed(root / "memrl.db", n_memories)
-        prompts = data.task_texts(first_runs + warm_runs + 10, seed=7)
+        prompts = data.task_texts(first_runs + warm_runs + local_runs, seed=7)
         out: dict[str, Any] = {"memories": n_memories, "loadavg": list(os.getloadavg())}
-        out["python_pass"] = summary(_interpreter(first_runs * 4))
+        python_wall, python_cpu = _interpreter(first_runs * 4)
+        out["python_pass"] = summary(python_wall)
+        out["python_pass_cpu"] = summary(python_cpu)
         out["first_call"] = summary(_first_calls(bench, prompts[:first_runs], quiet))
-        warm, contexts = _warm_calls(bench, prompts[first_runs : first_runs + warm_runs], quiet)
+        warm, cpu, contexts = _warm_calls(
+            bench, prompts[first_runs : first_runs + warm_runs], quiet
+        )
         out["warm"] = {event: summary(times) for event, times in warm.items()}
-        out["no_daemon_prompt"] = summary(_no_daemon(bench, prompts[-3:]))
+        out["warm_cpu"] = {event: summary(times) for event, times in cpu.items()}
+        out["no_daemon_prompt"] = summary(_no_daemon(bench, prompts[-local_runs:]))
         out["context"] = _context_sizes(contexts)
         return out
     finally:
@@ -107,13 +122,20 @@ def _seed(db: Path, n: int) -> None:
         memory.close()
 
 
-def _interpreter(n: int) -> list[float]:
-    times = []
+def _interpreter(n: int) -> tuple[list[float], list[float]]:
+    times, cpu = [], []
     for _ in range(n):
+        before = _children_cpu()
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         times.append(time.perf_counter() - started)
-    return times
+        cpu.append(_children_cpu() - before)
+    return times, cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _first_calls(bench: Bench, prompts: list[str], quiet: bool) -> list[float]:
@@ -129,26 +151,28 @@ def _first_calls(bench: Bench, prompts: list[str], quiet: bool) -> list[float]:
 
 def _warm_calls(
     bench: Bench, prompts: list[str], quiet: bool
-) -> tuple[dict[str, list[float]], list[str]]:
-    times: dict[str, list[float]] = {
-        "UserPromptSubmit": [],
-        "PostToolUse (plain command)": [],
-        "PostToolUse (test run)": [],
-        "Stop (report)": [],
+) -> tuple[dict[str, list[float]], dict[str, list[float]], list[str]]:
+    """Per event: wall times and the hook process's CPU times (the daemon's work is in the
+    wall time only)."""
+    events = {
+        "UserPromptSubmit": lambda sid, text: _prompt(sid, text),
+        "PostToolUse (plain command)": lambda sid, text: _bash(sid, "git status"),
+        "PostToolUse (test run)": lambda sid, text: _bash(sid, "pytest -q"),
+        "Stop (report)": lambda sid, text: _stop(sid),
     }
+    times: dict[str, list[float]] = {event: [] for event in events}
+    cpu: dict[str, list[float]] = {event: [] for event in events}
     contexts = []
     for i, text in enumerate(prompts):
-        sid = f"warm-{i}"
-        elapsed, answer = bench.hook(_prompt(sid, text))
-        times["UserPromptSubmit"].append(elapsed)
-        if answer:
-            contexts.append(answer["hookSpecificOutput"]["additionalContext"])
-        times["PostToolUse (plain command)"].append(bench.hook(_bash(sid, "git status"))[0])
-        times["PostToolUse (test run)"].append(bench.hook(_bash(sid, "pytest -q"))[0])
-        times["Stop (report)"].append(bench.hook(_stop(sid))[0])
+        for event, payload in events.items():
+            elapsed, answer = bench.hook(payload(f"warm-{i}", text))
+            times[event].append(elapsed)
+            cpu[event].append(bench.cpu[-1])
+            if answer and event == "UserPromptSubmit":
+                contexts.append(answer["hookSpecificOutput"]["additionalContext"])
     if not quiet:
         print(f"  {len(prompts)} warm sessions timed", file=sys.stderr)
-    return times, contexts
+    return times, cpu, contexts
 
 
 def _no_daemon(bench: Bench, prompts: list[str]) -> list[float]:
@@ -180,18 +204,20 @@ def render_hooks(out: dict[str, Any]) -> str:
     rows = [
         f"memrl hook latency ({out['memories']:,} memories, load average "
         f"{', '.join(f'{x:.1f}' for x in out['loadavg'])})",
-        f"{'call':<30} {'p50 ms':>8} {'p95 ms':>8} {'p50 / python':>13}",
+        f"{'call':<32} {'p50 ms':>7} {'p95 ms':>7} {'/ python':>9} {'hook CPU ms':>12}",
     ]
 
-    def row(name: str, s: dict[str, Any]) -> None:
+    def row(name: str, s: dict[str, Any], cpu: dict[str, Any] | None = None) -> None:
+        cpu_cell = f"{cpu['p50_ms']:>12.0f}" if cpu else f"{'':>12}"
         rows.append(
-            f"{name:<30} {s['p50_ms']:>8.0f} {s['p95_ms']:>8.0f} {s['p50_ms'] / base:>12.1f}x"
+            f"{name:<32} {s['p50_ms']:>7.0f} {s['p95_ms']:>7.0f} {s['p50_ms'] / base:>8.1f}x"
+            f"{cpu_cell}"
         )
 
-    row("python -c pass (baseline)", out["python_pass"])
+    row("python -c pass (baseline)", out["python_pass"], out["python_pass_cpu"])
     row("first call (daemon starts)", out["first_call"])
     for event, s in out["warm"].items():
-        row(f"warm {event}", s)
+        row(f"warm {event}", s, out["warm_cpu"][event])
     row("prompt with --no-daemon", out["no_daemon_prompt"])
     c = out["context"]
     rows.append(

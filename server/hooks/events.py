@@ -123,10 +123,15 @@ def append_log(options: HookOptions, line: str) -> None:
 
 
 def on_session_start(ev: HookEvent, ctx: Context) -> dict[str, Any] | None:
+    """The note, with the project's memory count when a daemon already runs (else one is
+    started in the background, so the first prompt finds it warm)."""
     count = ""
     if ctx.options.daemon and transport.ensure_running(ctx.options.locations, ctx.options.idle):
-        stats = ctx.memory_op("stats")
-        count = f" ({stats['memories']} memories in {stats['namespace']})"
+        try:
+            stats = ctx.memory_op("stats")
+            count = f" ({stats['memories']} memories in {stats['namespace']})"
+        except (transport.DaemonUnavailable, transport.DaemonError) as e:
+            ctx.log(f"no memory count: {e}")
     return output.add_context("SessionStart", SESSION_NOTE.format(count=count))
 
 
@@ -209,12 +214,19 @@ def on_session_end(ev: HookEvent, ctx: Context) -> dict[str, Any] | None:
 
 
 def finish_open_tasks(ev: HookEvent, ctx: Context, why: str) -> None:
+    """Report the session's open tasks that have a verdict, close the others. A report the
+    memory refuses closes its task (logged) instead of blocking every later prompt; no
+    daemon at all leaves it open for the next try."""
     for task in ctx.state.open_tasks(ev.session_id):
-        if task.has_verdict:
-            report(task, ctx)
-        else:
+        if not task.has_verdict:
             ctx.state.set_status(task.task_id, "closed")
             ctx.log(f"task {task.task_id}: closed without a verdict, nothing reported ({why})")
+            continue
+        try:
+            report(task, ctx)
+        except transport.DaemonError as e:
+            ctx.state.set_status(task.task_id, "closed")
+            ctx.log(f"task {task.task_id}: closed, its report was refused: {e}")
 
 
 def report(task: Task, ctx: Context) -> None:

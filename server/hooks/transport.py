@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -84,6 +83,8 @@ def exchange(
     path: Path, message: dict[str, Any], timeout: float = REQUEST_TIMEOUT
 ) -> dict[str, Any]:
     """Send one request, read one answer (one JSON line each way)."""
+    import socket  # only hooks that need the memory pay for it
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(str(path))

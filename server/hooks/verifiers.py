@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shlex
 from collections.abc import Iterable, Sequence
 
 PASS, FAIL = "pass", "fail"
@@ -116,6 +115,8 @@ def normalise(segment: str) -> str:
 
 def split_command(command: str) -> tuple[list[str], list[str]]:
     """The simple commands of a shell command line and the operators between them."""
+    import shlex
+
     lexer = shlex.shlex(command.replace("\n", " ; "), posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     segments: list[str] = []
