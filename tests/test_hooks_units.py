@@ -132,6 +132,11 @@ def test_judge(command, exit_code, output, expected):
     assert got == expected
 
 
+def test_a_verdict_names_its_verifiers_without_secrets():
+    verdict = judge(V, "cd app && API_KEY=s3cret uv run pytest -q && ruff check .", 0, "")
+    assert verdict.command == "pytest -q && ruff check ."
+
+
 def test_an_interrupted_command_has_no_verdict():
     assert judge(V, "pytest", 1, PYTEST_FAIL, interrupted=True) is None
 

@@ -178,10 +178,10 @@ def on_tool(ev: HookEvent, ctx: Context) -> dict[str, Any] | None:
         return None
     task = ctx.state.current(ev.session_id)
     if task is None:
-        ctx.log(f"{verdict.strength} {verdict.outcome} ({ev.command[:80]!r}) but no open task")
+        ctx.log(f"{verdict.strength} {verdict.outcome} ({verdict.command!r}) but no open task")
         return None
-    ctx.state.record_verdict(task.task_id, verdict.outcome, verdict.strength, ev.command)
-    ctx.log(f"task {task.task_id}: {verdict.strength} {verdict.outcome} ({ev.command[:80]!r})")
+    ctx.state.record_verdict(task.task_id, verdict.outcome, verdict.strength, verdict.command)
+    ctx.log(f"task {task.task_id}: {verdict.strength} {verdict.outcome} ({verdict.command!r})")
     return None
 
 

@@ -85,6 +85,8 @@ def private_dir(path: Path) -> None:
     """Create `path` (mode 0700) and refuse one that another user owns or can write: a
     socket there could be someone else's daemon answering our hooks."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.name != "posix":
+        return  # no uid or mode bits to check
     info = path.stat()
     if info.st_uid != os.getuid() or info.st_mode & 0o022:
         raise PermissionError(

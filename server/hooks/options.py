@@ -54,7 +54,12 @@ class HookOptions:
         self.verifiers = verifiers or Verifiers()
         self.weak_reward = weak_reward
         self.min_prompt_chars = min_prompt_chars
-        self.daemon = daemon and env.get("MEMRL_HOOK_DAEMON", "1") not in ("0", "off", "no")
+        # the daemon talks over a Unix socket: elsewhere (Windows) the hook works alone
+        self.daemon = (
+            daemon
+            and os.name == "posix"
+            and env.get("MEMRL_HOOK_DAEMON", "1") not in ("0", "off", "no")
+        )
         self.idle = idle if idle is not None else float(env.get("MEMRL_HOOK_IDLE", DEFAULT_IDLE))
         self.start_timeout = start_timeout
         named = [*disabled, *env.get("MEMRL_HOOK_DISABLE", "").replace(",", " ").split()]

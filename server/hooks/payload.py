@@ -28,6 +28,8 @@ def read_payload(stream: BinaryIO, timeout: float = READ_TIMEOUT) -> dict[str, A
     """The JSON object on `stream`. Stops as soon as the object is complete, without
     waiting for end of file: a host that keeps stdin open (reported for Claude Code's
     SessionEnd) must not make the hook hang until its timeout."""
+    if os.name != "posix":  # select() takes sockets only there: read to end of file
+        return _decode(stream.read(MAX_PAYLOAD_BYTES + 1))
     fd = stream.fileno()
     chunks: list[bytes] = []
     size = 0

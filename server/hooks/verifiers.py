@@ -98,7 +98,7 @@ class Verdict:
     def __init__(self, outcome: str, strength: str, command: str) -> None:
         self.outcome = outcome  # PASS | FAIL
         self.strength = strength  # STRONG | WEAK
-        self.command = command
+        self.command = command  # the verifiers of the command line, normalised
 
     def __repr__(self) -> str:
         return f"Verdict({self.outcome}, {self.strength}, {self.command!r})"
@@ -157,14 +157,17 @@ def judge(
     if summary is None and _nothing_ran(output):
         return None
     last = found[-1][0]
+    # what logs and the reminder show: the verifiers without env assignments or wrappers
+    # (`API_KEY=... pytest` must not land in a log)
+    shown = " && ".join(normalise(segments[i]) for i, _ in found)[:200]
     status_is_verifiers = all(op == "&&" for op in operators[last:])
     if exit_code is None or not status_is_verifiers:
-        return None if summary is None else Verdict(summary, STRONG, command)
+        return None if summary is None else Verdict(summary, STRONG, shown)
     if exit_code == 0:
-        return Verdict(PASS, strongest, command)
+        return Verdict(PASS, strongest, shown)
     if summary == PASS and any(s == WEAK for _, s in found):
-        return Verdict(FAIL, WEAK, command)  # the tests passed; a check after them failed
-    return Verdict(FAIL, STRONG if summary == FAIL else strongest, command)
+        return Verdict(FAIL, WEAK, shown)  # the tests passed; a check after them failed
+    return Verdict(FAIL, STRONG if summary == FAIL else strongest, shown)
 
 
 _FAIL_LINES = (
