@@ -139,6 +139,17 @@ def test_a_session_with_no_verifier_reports_nothing(env, memory, ns):
     assert memory.task(task_id_of(first.context)).outcome is None
 
 
+def test_a_background_test_run_gives_no_verdict(env, memory, ns):
+    """PostToolUse of `run_in_background` fires at launch, before any outcome."""
+    seed(memory, ns)
+    first = env.hook(prompt("s-bg", TASK), namespace=ns)
+    started = bash_ok("s-bg", "pytest -q", "")
+    started["tool_input"]["run_in_background"] = True
+    env.hook(started, namespace=ns)
+    assert env.hook(stop("s-bg"), namespace=ns).answer is None
+    assert memory.task(task_id_of(first.context)).outcome is None
+
+
 def test_a_stop_never_loops(env, memory, ns):
     seed(memory, ns)
     env.hook(prompt("s-loop", TASK), namespace=ns)

@@ -166,6 +166,8 @@ def on_tool(ev: HookEvent, ctx: Context) -> dict[str, Any] | None:
         return None
     if ev.tool_name != "Bash" or not ev.command:
         return None
+    if ev.tool_input.get("run_in_background") is True:
+        return None  # it fired when the command started; its outcome is not known yet
     if ctx.options.host == "codex":
         exit_code = None  # Codex fires PostToolUse for failures too, with no exit status
     elif ev.name == "PostToolUse":
