@@ -15,7 +15,7 @@ import pytest
 from hook_helpers import MEMRL, HookEnv, alive, kill, prompt, wait_gone
 from memrl_server.hooks.locations import Locations
 
-from memrl import Experience, Memory, MemoryStore
+from memrl import Experience, Memory, SqliteStorage
 
 TASK = "renew the staging TLS certificate before it expires"
 NS = "test/daemon"
@@ -25,7 +25,7 @@ NS = "test/daemon"
 def env(tmp_path, real_model) -> Iterator[HookEnv]:
     hooks = HookEnv(tmp_path)
     hooks.env["MEMRL_NAMESPACE"] = NS
-    store = MemoryStore(hooks.db, real_model.dim, real_model.model_id)
+    store = SqliteStorage(hooks.db, real_model.dim, real_model.model_id)
     Memory(store, real_model).store_many(
         [
             Experience(

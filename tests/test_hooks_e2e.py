@@ -13,7 +13,7 @@ from mcp import Client
 from memrl_server.app import build_server
 from memrl_server.settings import ServerSettings
 
-from memrl import Experience, Memory, MemoryStore
+from memrl import Experience, Memory, SqliteStorage
 
 TASK = "the checkout page test times out waiting for the payment iframe"
 # Five look-alike fixes; similarity alone keeps injecting the same three.
@@ -36,7 +36,7 @@ def env(tmp_path) -> Iterator[HookEnv]:
 
 @pytest.fixture
 def memory(env, real_model) -> Iterator[Memory]:
-    store = MemoryStore(env.db, real_model.dim, real_model.model_id)
+    store = SqliteStorage(env.db, real_model.dim, real_model.model_id)
     yield Memory(store, real_model)
     store.close()
 

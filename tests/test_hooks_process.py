@@ -23,7 +23,7 @@ from hook_helpers import (
 from memrl_server.hooks.locations import Locations
 from memrl_server.namespaces import namespace_for
 
-from memrl import Experience, Memory, MemoryStore
+from memrl import Experience, Memory, SqliteStorage
 
 TASK = "pytest fails with ModuleNotFoundError: no module named 'shopcart' when run from CI"
 FIXES = [
@@ -51,10 +51,15 @@ def env(tmp_path_factory) -> Iterator[HookEnv]:
 
 
 @pytest.fixture(scope="module")
-def memory(env, real_model) -> Iterator[Memory]:
-    store = MemoryStore(env.db, real_model.dim, real_model.model_id)
-    yield Memory(store, real_model)
+def storage(env, real_model) -> Iterator[SqliteStorage]:
+    store = SqliteStorage(env.db, real_model.dim, real_model.model_id)
+    yield store
     store.close()
+
+
+@pytest.fixture(scope="module")
+def memory(storage, real_model) -> Memory:
+    return Memory(storage, real_model)
 
 
 @pytest.fixture
@@ -184,14 +189,14 @@ def test_the_reminder_can_be_turned_off(env, memory, ns):
         '{"session_id": "s-bad", "hook_event_name": "UserPromptSubmit", "prompt": 42}',
     ],
 )
-def test_malformed_or_unknown_payloads_exit_0_with_a_log_line_and_change_nothing(env, memory, raw):
+def test_malformed_or_unknown_payloads_exit_0_with_a_log_line_and_change_nothing(env, storage, raw):
     state_file = Locations(env.db.resolve(), env.home).state
-    before = table_snapshot(memory.store), state_snapshot(state_file)
+    before = table_snapshot(storage), state_snapshot(state_file)
     done = env.hook(raw)
     assert done.returncode == 0 and done.stdout == ""
     assert done.stderr.startswith("memrl hook: ignored: ")
     assert len(done.stderr.strip().splitlines()) == 1
-    assert (table_snapshot(memory.store), state_snapshot(state_file)) == before
+    assert (table_snapshot(storage), state_snapshot(state_file)) == before
 
 
 def state_snapshot(path: Path) -> list[tuple[object, ...]]:
