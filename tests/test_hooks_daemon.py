@@ -58,7 +58,13 @@ def test_concurrent_first_calls_start_one_daemon(env):
         for _ in range(4)
     ]
     payload = '{"session_id": "s-%d", "hook_event_name": "UserPromptSubmit", "prompt": "%s"}'
-    outputs = [p.communicate(payload % (i, TASK), timeout=120) for i, p in enumerate(procs)]
+    for i, p in enumerate(procs):  # all four payloads go out at once, as from four sessions
+        p.stdin.write(payload % (i, TASK))
+        p.stdin.close()
+    outputs = []
+    for p in procs:
+        with p:
+            outputs.append((p.stdout.read(), p.stderr.read()))
     assert all(p.returncode == 0 for p in procs)
     assert all("#1 success" in out for out, _ in outputs), outputs
     deadline = time.monotonic() + 15  # losers of the lock exit at once; a busy machine

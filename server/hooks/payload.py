@@ -17,7 +17,7 @@ import time
 from typing import Any, BinaryIO
 
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
-READ_TIMEOUT = 5.0  # seconds without a complete payload before giving up
+READ_TIMEOUT = 10.0  # seconds without a complete payload before giving up
 
 
 class PayloadError(ValueError):
