@@ -48,7 +48,7 @@ class CompactRecall(NamedTuple):
 def approx_tokens(text: str) -> int:
     """Tokens of `text`, approximated without a tokenizer: one per 4 ASCII characters (the
     usual ratio of BPE tokenizers on English and code) plus one per non-ASCII character
-    (about right for CJK, high for accented Latin). On injected contexts it gives 0.94 of
+    (about right for CJK, high for accented Latin). On injected contexts it gives 0.94-0.96 of
     the packaged WordPiece tokenizer's count (memrl-bench --hooks; docs/HOOKS.md)."""
     if text.isascii():
         return -(-len(text) // 4)

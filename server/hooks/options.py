@@ -36,7 +36,7 @@ class HookOptions:
         min_prompt_chars: int = 12,
         daemon: bool = True,
         idle: float | None = None,
-        start_timeout: float = 30.0,
+        start_timeout: float = 20.0,  # under the plugin's 30 s hook timeout
         disabled: Sequence[str] = (),
     ) -> None:
         env = os.environ

@@ -42,7 +42,7 @@ def call(
     *,
     start: bool = True,
     idle: float = 1800.0,
-    start_timeout: float = 30.0,
+    start_timeout: float = 20.0,
 ) -> dict[str, Any]:
     """The daemon's answer to `request`, starting the daemon if it is not running."""
     message = {**request, "proto": PROTOCOL}
