@@ -21,7 +21,7 @@ from .config import MemoryConfig
 from .embeddings import Embedder
 from .errors import InvalidInputError, ModelMismatchError, UnknownTaskError
 from .ranking import Candidate, select
-from .redaction import redact
+from .redaction import clean_metadata, clean_text
 from .store import MemoryRow, MemoryStore, NewMemory, TaskRow
 
 DEFAULT_NAMESPACE = "default"
@@ -365,18 +365,15 @@ class Memory:
             namespace=validation.namespace(item.namespace),
             task_id=None if item.task_id is None else validation.task_id(item.task_id),
         )
-        meta = validation.metadata(item.metadata, cfg.max_metadata_chars)
-        return checked, meta, n_intent + n_exp
+        meta, n_meta = clean_metadata(item.metadata, cfg.max_metadata_chars, cfg.redact_secrets)
+        return checked, meta, n_intent + n_exp + n_meta
 
     def _clean(self, name: str, value: object, max_chars: int) -> str:
         """A validated text with secrets redacted."""
         return self._clean_counted(name, value, max_chars)[0]
 
     def _clean_counted(self, name: str, value: object, max_chars: int) -> tuple[str, int]:
-        text = validation.text(name, value, max_chars)
-        if not self.config.redact_secrets:
-            return text, 0
-        return redact(text)
+        return clean_text(name, value, max_chars, self.config.redact_secrets)
 
     # -- the rest of the front door -------------------------------------------------------
 

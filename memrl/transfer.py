@@ -17,6 +17,7 @@ from typing import IO, Any
 from . import validation
 from .errors import InvalidInputError
 from .memory import Memory, content_hash
+from .redaction import clean_metadata, clean_text
 from .store import NewMemory
 
 EXPORT_FIELDS = (
@@ -42,6 +43,7 @@ class ImportReport:
     read: int
     created: int
     skipped_duplicates: int
+    redacted: int = 0  # secrets replaced by [REDACTED] before storing
 
 
 def export_lines(memory: Memory, namespace: str | None = None) -> Iterator[str]:
@@ -68,17 +70,23 @@ def _number(record: dict[str, Any], key: str, lo: float, hi: float, default: flo
     return value
 
 
-def _parse(line: str, memory: Memory, namespace: str | None) -> tuple[dict[str, Any], str]:
+def _parse(line: str, memory: Memory, namespace: str | None) -> tuple[dict[str, Any], str, int]:
+    """The memory on one line, its metadata as JSON text, and how many secrets were redacted
+    (an import goes through the same secret filter as every other write)."""
     cfg = memory.config
     record = json.loads(line)
     if not isinstance(record, dict):
         raise InvalidInputError("each line must be a JSON object")
+    on = cfg.redact_secrets
+    intent, n_intent = clean_text("intent", record.get("intent"), cfg.max_intent_chars, on)
+    experience, n_exp = clean_text(
+        "experience", record.get("experience"), cfg.max_experience_chars, on
+    )
+    meta, n_meta = clean_metadata(record.get("metadata"), cfg.max_metadata_chars, on)
     fields = {
         "namespace": validation.namespace(namespace or record.get("namespace")),
-        "intent": validation.text("intent", record.get("intent"), cfg.max_intent_chars),
-        "experience": validation.text(
-            "experience", record.get("experience"), cfg.max_experience_chars
-        ),
+        "intent": intent,
+        "experience": experience,
         "kind": validation.kind(record.get("kind", "note")),
         "q": _number(record, "q", -1.0, 1.0, cfg.q_init),
         "n_updates": int(_number(record, "n_updates", 0, 2**62, 0)),
@@ -86,7 +94,7 @@ def _parse(line: str, memory: Memory, namespace: str | None) -> tuple[dict[str, 
         "created_at": _number(record, "created_at", 0, 1e11, None),
         "updated_at": _number(record, "updated_at", 0, 1e11, None),
     }
-    return fields, validation.metadata(record.get("metadata"), cfg.max_metadata_chars)
+    return fields, meta, n_intent + n_exp + n_meta
 
 
 def import_jsonl(
@@ -103,7 +111,7 @@ def import_jsonl(
             raise InvalidInputError(f"line {number}: {e}; nothing was imported") from e
     rows: list[NewMemory] = []
     for start in range(0, len(parsed), BATCH):
-        chunk = parsed[start : start + BATCH]
+        chunk = [(f, meta) for f, meta, _ in parsed[start : start + BATCH]]
         vectors = memory.embedder.embed([f["intent"] for f, _ in chunk])
         rows.extend(
             NewMemory(
@@ -116,4 +124,9 @@ def import_jsonl(
         )
     results = memory.store.insert(rows, memory.config) if rows else []
     created = sum(1 for _, c in results if c)
-    return ImportReport(read=len(parsed), created=created, skipped_duplicates=len(parsed) - created)
+    return ImportReport(
+        read=len(parsed),
+        created=created,
+        skipped_duplicates=len(parsed) - created,
+        redacted=sum(n for _, _, n in parsed),
+    )

@@ -97,7 +97,7 @@ def test_export_import_round_trips_q_and_statistics(tmp_path: Path):
     lines = [json.loads(x) for x in exported.stdout.splitlines()]
     assert len(lines) == 2
     imported = ok(memrl(dst, "import", "-", stdin=exported.stdout))
-    assert imported == {"read": 2, "created": 2, "skipped_duplicates": 0}
+    assert imported == {"read": 2, "created": 2, "skipped_duplicates": 0, "redacted": 0}
     assert ok(memrl(dst, "import", "-", stdin=exported.stdout))["created"] == 0
     again = [json.loads(x) for x in memrl(dst, "export").stdout.splitlines()]
     # every exported field survives the round trip, except what the importing file records
