@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from . import validation
+from .errors import InvalidInputError
 from .secret_detectors import detector_spans, keyword_spans
 from .secret_rules import (
     keyed_rule_spans,
@@ -98,5 +99,8 @@ def clean_metadata(value: object, max_chars: int, enabled: bool = True) -> tuple
     encoded = validation.metadata(value, max_chars)
     if not enabled:
         return encoded, 0
-    cleaned, count = redact_json(json.loads(encoded))
+    try:
+        cleaned, count = redact_json(json.loads(encoded))
+    except RecursionError as e:
+        raise InvalidInputError("metadata is nested too deeply: flatten it") from e
     return (json.dumps(cleaned, sort_keys=True) if count else encoded), count

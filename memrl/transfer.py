@@ -64,9 +64,9 @@ def _number(record: dict[str, Any], key: str, lo: float, hi: float, default: flo
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidInputError(f"{key} must be a finite number, got {value!r}")
+        raise InvalidInputError(f"{key} must be a finite number, got {validation.shown(value)}")
     if not lo <= value <= hi:
-        raise InvalidInputError(f"{key} must be in [{lo}, {hi}], got {value!r}")
+        raise InvalidInputError(f"{key} must be in [{lo}, {hi}], got {validation.shown(value)}")
     return value
 
 
