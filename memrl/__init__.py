@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import MemoryConfig
-from .embeddings import Embedder, load_embedder
+from .embeddings import Embedder, LazyEmbedder, load_embedder
 from .errors import (
     DatabaseError,
     InvalidInputError,
@@ -29,6 +29,7 @@ __all__ = [
     "Embedder",
     "Experience",
     "InvalidInputError",
+    "LazyEmbedder",
     "Memory",
     "MemoryConfig",
     "MemoryStore",

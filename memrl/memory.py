@@ -27,6 +27,10 @@ from .store import MemoryRow, MemoryStore, NewMemory, TaskRow
 DEFAULT_NAMESPACE = "default"
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 @dataclass(frozen=True)
 class Recalled:
     id: int
@@ -53,7 +57,8 @@ class RecallResult:
     def message(self) -> str:
         if self.injected:
             return (
-                f"{len(self.injected)} memories selected from {len(self.candidates)} candidates; "
+                f"{_count(len(self.injected), 'memory', 'memories')} selected from "
+                f"{_count(len(self.candidates), 'candidate', 'candidates')}; "
                 f"report the outcome with task_id {self.task_id}."
             )
         return (
@@ -75,7 +80,8 @@ class OutcomeResult:
     def message(self) -> str:
         if not self.applied:
             return f"Outcome for task {self.task_id} was already reported; nothing changed."
-        return f"Outcome recorded; {len(self.credited)} memories credited with reward {self.reward:+g}."
+        credited = _count(len(self.credited), "memory", "memories")
+        return f"Outcome recorded; {credited} credited with reward {self.reward:+g}."
 
 
 @dataclass(frozen=True)

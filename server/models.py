@@ -83,7 +83,8 @@ class StoreOutput(BaseModel):
 class NamespaceStats(BaseModel):
     namespace: str
     model_id: str
-    delta: float | None
+    delta: float = Field(description="The similarity gate a recall in this namespace applies")
+    delta_source: str = Field(description="Where delta comes from")
     memories: int
     mean_q: float | None
     failure_memories: int
