@@ -53,7 +53,7 @@ def _regexes() -> tuple[tuple[re.Pattern[str], Any], ...]:
     (detect-secrets takes ~0.1 s to import, and commands that store nothing never need it)."""
     import importlib
 
-    found = []
+    found: list[tuple[re.Pattern[str], Any]] = []
     for dotted in _DETECTORS:
         module_name, class_name = dotted.rsplit(".", 1)
         module = importlib.import_module(f"detect_secrets.plugins.{module_name}")

@@ -30,7 +30,7 @@ def _request_id(line: str) -> int | str | None:
     """The id of a line Python's json can still read (it accepts lone surrogates)."""
     try:
         message = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(message, dict):
         return None
@@ -43,7 +43,7 @@ def _request_id(line: str) -> int | str | None:
 def _has_lone_surrogate(line: str) -> bool:
     try:
         json.dumps(json.loads(line), ensure_ascii=False).encode("utf-8")
-    except (ValueError, UnicodeEncodeError):
+    except (ValueError, RecursionError, UnicodeEncodeError):
         return True
     return False
 
@@ -53,8 +53,10 @@ def error_for(line: str) -> types.JSONRPCError:
     try:
         json.loads(line)
         parsed = True
-    except ValueError as e:
+    except json.JSONDecodeError as e:
         parsed, reason = False, f"{e.msg} at column {e.colno}"
+    except (ValueError, RecursionError) as e:  # e.g. nested thousands of levels deep
+        parsed, reason = False, type(e).__name__
     if not parsed:
         code, text = types.PARSE_ERROR, f"parse error: the line is not JSON ({reason})"
     elif _has_lone_surrogate(line):
