@@ -10,6 +10,8 @@ which file and what to do; anything else stays an internal error.
 from __future__ import annotations
 
 import errno
+import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,18 +19,47 @@ from pathlib import Path
 from .db import BUSY_TIMEOUT_MS, driver
 from .errors import DatabaseError, MemrlError
 
+FULL_BELOW_BYTES = 1 << 20  # free space under which an I/O error is taken for a full disk
 _FULL = "is full: free some space on it, then retry (nothing of this call was written)"
+
+
+def _read_only(path: str) -> bool:
+    """Is the file, its folder or its filesystem read-only for this process? (SQLite says
+    "unable to open database file" when it cannot create the -wal/-shm files beside it.)"""
+    target = Path(path).expanduser()
+    folder = target.parent
+    if not folder.is_dir():
+        return False
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return True
+    except (OSError, AttributeError):  # no statvfs on Windows
+        pass
+    return not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK))
+
+
+def _nearly_full(path: str) -> bool:
+    """Is the disk of `path` (almost) full? SQLite reports a full disk as "disk I/O error"
+    when the -shm file beside the database cannot grow (measured on a full tmpfs)."""
+    try:
+        return shutil.disk_usage(Path(path).expanduser().parent).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
 
 
 def _advice(text: str, code: int | None, path: str) -> str | None:
     """The message for one low-level failure, or None if it is not a known one."""
     db = f"database {path!r}"
-    if "readonly" in text or "read-only" in text or code in (errno.EROFS,):
+    read_only = "readonly" in text or "read-only" in text or code == errno.EROFS
+    if read_only or (
+        ("unable to open" in text or code in (errno.EACCES, errno.EPERM)) and _read_only(path)
+    ):
         return (
             f"{db} is read-only (the file, its folder or its filesystem): make it writable "
             "(the file and its folder), or pass --db with a writable copy"
         )
-    if "database or disk is full" in text or code in (errno.ENOSPC, errno.EDQUOT):
+    full = "database or disk is full" in text or code in (errno.ENOSPC, errno.EDQUOT)
+    if full or (("disk i/o error" in text or "unable to open" in text) and _nearly_full(path)):
         return f"the disk holding {db} {_FULL}"
     if "locked" in text or "busy" in text:
         return (

@@ -18,6 +18,7 @@ from memrl import (
 )
 from memrl.ranking import Candidate, select
 
+
 def _deep(levels: int) -> dict[str, Any]:
     value: dict[str, Any] = {}
     for _ in range(levels):
