@@ -17,18 +17,21 @@ from memrl.validation import shown
 MAX_CLAUSES = 4
 
 
-def _json_type(value: object) -> str:
+def _described(value: object) -> str:
+    """A bad value as the caller sent it, in JSON's words, bounded."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
-        return "true/false"
+        return "true" if value else "false"
     if isinstance(value, (int, float)):
-        return "a number"
+        return f"a number {shown(value)}"
     if isinstance(value, str):
-        return "a string"
+        return f"a string {shown(value)}"
     if isinstance(value, (list, tuple)):
-        return "a list"
+        return f"a list of {len(value)} items"
     if isinstance(value, dict):
         return "an object"
-    return "null" if value is None else type(value).__name__
+    return type(value).__name__
 
 
 def _size(value: object) -> int:
@@ -38,7 +41,7 @@ def _size(value: object) -> int:
 def _clause(err: Any) -> str:
     name = ".".join(str(part) for part in err["loc"]) or "arguments"
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    got = f"got {_json_type(value)} {shown(value)}"
+    got = f"got {_described(value)}"
     messages = {
         "missing": f"{name} is required",
         "string_too_long": f"{name} has {_size(value)} characters, more than the limit of "
@@ -59,6 +62,8 @@ def _clause(err: Any) -> str:
         "dict_type": f"{name} must be a JSON object, {got}",
         "greater_than_equal": f"{name} must be at least {ctx.get('ge')}, {got}",
         "less_than_equal": f"{name} must be at most {ctx.get('le')}, {got}",
+        "string_unicode": f"{name} contains an invalid character (a lone UTF-16 surrogate): "
+        "send valid Unicode",
         "string_pattern_mismatch": f"{name} {shown(value)} does not have the expected form",
         "literal_error": f"{name} must be one of {ctx.get('expected')}, {got}",
     }
