@@ -193,6 +193,17 @@ def test_numbers_are_rounded_and_counts_read_well(tmp_path: Path):
     assert "1 memory credited" in report["message"]
 
 
+def test_metadata_from_the_command_line_is_filtered(tmp_path: Path):
+    db = tmp_path / "m.db"
+    key = "AIza" + "SyB1c2D3e4F5g6H7i8J9k0LmNoPqRsTuVwX"
+    metadata = json.dumps({"GOOGLE_API_KEY": key, "url": f"https://maps.example/?key={key}"})
+    done = cli("store", "--db", db, "--namespace", "ns", "--intent", "geocode an address",
+               "--experience", "call the maps API", "--metadata", metadata)
+    assert ok(done)["redacted"] == 2
+    exported = cli("export", "--db", db).stdout
+    assert key not in exported and exported.count("[REDACTED]") == 2
+
+
 def test_rounding_walks_the_output():
     from memrl_server.output import rounded
 

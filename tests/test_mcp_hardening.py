@@ -152,3 +152,18 @@ async def test_a_full_disk_is_a_tool_error_and_loses_nothing(tmp_path, embedder)
         finally:
             check.close()
         assert intents[0] == "first" and intents[-1] == "after"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "is an empty file (0 bytes), not a memrl database"),
+        (b"not a database at all\n" * 300, "is damaged or is not a memrl database"),
+    ],
+)
+async def test_an_empty_or_damaged_file_is_a_tool_error(tmp_path, embedder, content, expected):
+    db = tmp_path / "m.db"
+    db.write_bytes(content)
+    async with Client(build_server(settings_for(db), lambda: embedder)) as client:
+        assert expected in await tool_error(client, "recall_experience", task="a task")
+    assert db.read_bytes() == content
