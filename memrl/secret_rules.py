@@ -32,7 +32,7 @@ _NOT_A_SECRET_NAME = re.compile(
     r"(?i)(?:^|[_.-])(?:limit|limits|count|counts|len|length|size|type|types|url|uri|endpoint"
     r"|path|file|dir|name|names|id|ids|ttl|expiry|expires|expiration|timeout|budget|usage|used"
     r"|max|min|num|env|var|header|prefix|suffix|format|policy|hash|hashed|encoder|encoding"
-    r"|tokenizer|reset|field|param|regex|pattern|length|stdin|prompt|rotation|provider|manager"
+    r"|tokenizer|reset|field|param|regex|pattern|stdin|prompt|rotation|provider|manager"
     r"|store|vault|scope|scopes|kind|mode|label|version)(?:$|[_.-])"
 )
 

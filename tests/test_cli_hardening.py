@@ -288,3 +288,21 @@ def test_no_environment_variable_is_read_by_the_core():
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb"):
                 pytest.fail(f"{source.name}:{node.lineno} reads the environment")
+
+
+def test_the_model_loads_on_the_first_embedding_only(tmp_path: Path):
+    from memrl_server.commands import open_cli_memory
+    from memrl_server.settings import ServerSettings
+
+    settings = ServerSettings(db_path=tmp_path / "m.db", namespace="ns")
+    memory = open_cli_memory(settings, create=True)
+    try:
+        embedder = memory.embedder
+        memory.stats()
+        memory.forget([1], "ns")
+        list(memory.iter_memories())
+        assert embedder.loaded is False  # type: ignore[attr-defined]
+        memory.recall("a task", "ns")
+        assert embedder.loaded is True  # type: ignore[attr-defined]
+    finally:
+        memory.close()

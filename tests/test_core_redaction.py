@@ -141,3 +141,17 @@ def test_the_filter_can_be_turned_off(open_memory, sql):
     secret = "ghp_" + "Q" * 36
     out = memory.store_experience("push", f"GITHUB_TOKEN={secret}", namespace="ns")
     assert out.redacted == 0 and secret in _every_text_column(memory, sql)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ('const accessToken = "eyJ0eXAi.x9Kq2LmN0pZ7"', "const accessToken = "),
+        ("clientSecret: Zx81-Qw0p-77aa", "clientSecret: "),
+        ("tokenLimit: 4096 and apiKeyEnv: OPENAI_API_KEY", "tokenLimit: 4096"),
+    ],
+)
+def test_camel_case_names(text: str, kept: str):
+    out, _ = redact(text)
+    assert kept in out
+    assert ("[REDACTED]" in out) is (not text.startswith("tokenLimit"))
