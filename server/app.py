@@ -15,7 +15,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
 from mcp.types import ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, StrictBool, ValidationError
 
 from memrl import Embedder, Memory, MemoryConfig
 from memrl.db_failures import explain
@@ -141,6 +141,16 @@ def build_server(
     return server
 
 
+def _json_literal_bool(value: object) -> object:
+    """`success` is strict: lax parsing took "yes", "on", "1" and 1 for true. The two JSON
+    literals written as strings are still taken, because CLI clients that do not read the
+    schema send every argument as a string (the MCP Inspector CLI sends `success=true` as
+    "true")."""
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    return value
+
+
 NamespaceArg = Annotated[
     str | None,
     Field(
@@ -205,8 +215,9 @@ def _add_tools(
             Field(description="The task_id recall_experience returned", max_length=MAX_TASK_ID),
         ],
         success: Annotated[
-            bool | None,
-            Field(description="Did the task succeed? (true or false)", strict=True),
+            StrictBool | None,
+            BeforeValidator(_json_literal_bool),
+            Field(description="Did the task succeed? (true or false)"),
         ] = None,
         reward: Annotated[
             float | None,

@@ -63,6 +63,9 @@ async def test_strict_types_and_exact_task_ids(tmp_path, embedder):
         text = await tool_error(client, "report_outcome", task_id=tid + "\n", success=True)
         assert "is invalid: pass the task_id exactly as recall_experience returned it" in text
         assert (await call(client, "report_outcome", task_id=tid, success=True))["status"] == "updated"
+        # the JSON literal as a string, as the MCP Inspector CLI sends every argument
+        other = (await call(client, "recall_experience", task="fix the flaky test"))["task_id"]
+        assert (await call(client, "report_outcome", task_id=other, success="false"))["reward"] == -1
 
 
 @pytest.mark.parametrize(
