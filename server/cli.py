@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NoReturn
 
 from memrl.db_failures import explain
@@ -37,7 +38,7 @@ log = logging.getLogger("memrl")
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors that point at the command's help."""
 
-    commands: dict[str, argparse.ArgumentParser] = {}
+    commands: Mapping[str, argparse.ArgumentParser] = MappingProxyType({})  # set on the top
 
     def error(self, message: str) -> NoReturn:
         print(
