@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import MemoryConfig
-from .embeddings import Embedder, load_embedder
+from .embeddings import Embedder, LazyEmbedder, load_embedder
 from .errors import (
     DatabaseError,
     InvalidInputError,
@@ -38,6 +38,7 @@ __all__ = [
     "Experience",
     "ForgetResult",
     "InvalidInputError",
+    "LazyEmbedder",
     "Memory",
     "MemoryConfig",
     "MemrlError",

@@ -29,12 +29,16 @@ from . import retrieval, validation
 from .config import MemoryConfig
 from .embeddings import Embedder
 from .errors import InvalidInputError, ModelMismatchError, UnknownTaskError
-from .redaction import redact
+from .redaction import clean_metadata, clean_text
 from .retrieval import Candidate, RecallParams
 from .storage import MemoryRow, NewMemory, NewTask, PoolRow, Storage, TaskCandidate, TaskRow
 from .storage.base import iter_memories
 
 DEFAULT_NAMESPACE = "default"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,8 @@ class RecallResult:
         )
         if self.injected:
             return (
-                f"{len(self.injected)} memories selected from {len(self.candidates)} "
-                f"candidates; {report}."
+                f"{_count(len(self.injected), 'memory', 'memories')} selected from "
+                f"{_count(len(self.candidates), 'candidate', 'candidates')}; {report}."
             )
         return (
             f"No stored experience is similar enough to this task (gate delta={self.delta:.2f}); "
@@ -92,7 +96,8 @@ class OutcomeResult:
     def message(self) -> str:
         if not self.applied:
             return f"Outcome for task {self.task_id} was already reported; nothing changed."
-        text = f"Outcome recorded; {len(self.credited)} memories credited with reward {self.reward:+g}."
+        credited = _count(len(self.credited), "memory", "memories")
+        text = f"Outcome recorded; {credited} credited with reward {self.reward:+g}."
         if self.forgotten:
             text += f" Memories {self.forgotten} were forgotten since the recall: not credited."
         return text
@@ -403,18 +408,15 @@ class Memory:
             namespace=validation.namespace(item.namespace),
             task_id=None if item.task_id is None else validation.task_id(item.task_id),
         )
-        meta = validation.metadata(item.metadata, cfg.max_metadata_chars)
-        return checked, meta, n_intent + n_exp
+        meta, n_meta = clean_metadata(item.metadata, cfg.max_metadata_chars, cfg.redact_secrets)
+        return checked, meta, n_intent + n_exp + n_meta
 
     def _clean(self, name: str, value: object, max_chars: int) -> str:
         """A validated text with secrets redacted."""
         return self._clean_counted(name, value, max_chars)[0]
 
     def _clean_counted(self, name: str, value: object, max_chars: int) -> tuple[str, int]:
-        text = validation.text(name, value, max_chars)
-        if not self.config.redact_secrets:
-            return text, 0
-        return redact(text)
+        return clean_text(name, value, max_chars, self.config.redact_secrets)
 
     # -- the rest of the front door -------------------------------------------------------
 
@@ -431,13 +433,22 @@ class Memory:
         return iter_memories(self.storage, namespace)
 
     def stats(self, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Per-namespace counts, mean Q, success rate, and the gate a recall uses now
-        (`delta`: the calibrated value, the configured one, or the small-namespace one)."""
+        """Per-namespace counts, mean Q, success rate, and the gate a recall applies now:
+        `delta`, where it comes from (`delta_source`) and the calibrated value, if any."""
+        cfg = self.config
         with self.storage.read() as r:
             rows = r.stats(namespace)
         for row in rows:
             row["delta_calibrated"] = row["delta"]
-            row["delta"] = retrieval.gate(self.config.delta, row["delta"], self.config)
+            row["delta"] = retrieval.gate(cfg.delta, row["delta"], cfg)
+            if cfg.delta is not None:
+                row["delta_source"] = "set by --delta"
+            elif row["delta_calibrated"] is not None:
+                row["delta_source"] = "calibrated on this namespace's intents"
+            else:
+                row["delta_source"] = (
+                    f"default until the namespace has {cfg.calibration_min} distinct intents"
+                )
         return rows
 
     def forget(self, memory_ids: Sequence[int], namespace: str | None = None) -> ForgetResult:

@@ -40,6 +40,7 @@ class ImportReport:
     read: int
     created: int
     skipped_duplicates: int
+    redacted: int = 0  # secrets replaced by [REDACTED] before storing
 
 
 def export_lines(memory: Memory, namespace: str | None = None) -> Iterator[str]:
@@ -60,9 +61,9 @@ def _number(record: dict[str, Any], key: str, lo: float, hi: float, default: flo
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidInputError(f"{key} must be a finite number, got {value!r}")
+        raise InvalidInputError(f"{key} must be a finite number, got {validation.shown(value)}")
     if not lo <= value <= hi:
-        raise InvalidInputError(f"{key} must be in [{lo}, {hi}], got {value!r}")
+        raise InvalidInputError(f"{key} must be in [{lo}, {hi}], got {validation.shown(value)}")
     return value
 
 
@@ -114,4 +115,9 @@ def import_jsonl(
             raise InvalidInputError(f"line {number}: {e}; nothing was imported") from e
     results = memory.store_many([e for e, _ in parsed], learned=[v for _, v in parsed])
     created = sum(1 for r in results if r.created)
-    return ImportReport(read=len(parsed), created=created, skipped_duplicates=len(parsed) - created)
+    return ImportReport(
+        read=len(parsed),
+        created=created,
+        skipped_duplicates=len(parsed) - created,
+        redacted=sum(r.redacted for r in results),
+    )

@@ -12,6 +12,25 @@ from .errors import InvalidInputError
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 TASK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 KINDS = ("success", "failure", "note")
+SHOWN_CHARS = 60  # how much of a bad value an error message repeats
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`repr(value)`, cut to `limit` characters: an error names what was wrong without
+    sending a 1 MB argument back to the caller and into the log."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+    return f"{text[: limit - 1]}… ({size})"
+
+
+def _has_lone_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def text(name: str, value: object, max_chars: int) -> str:
@@ -27,40 +46,52 @@ def text(name: str, value: object, max_chars: int) -> str:
         )
     if "\x00" in stripped:
         raise InvalidInputError(f"{name} contains a NUL character: remove it")
+    if _has_lone_surrogate(stripped):
+        raise InvalidInputError(
+            f"{name} contains an invalid character (a lone UTF-16 surrogate): send valid Unicode"
+        )
     return stripped
 
 
 def namespace(value: object) -> str:
     """A namespace exactly as given: whitespace anywhere (a trailing newline too) is refused,
-    so `nsA` and `nsA\\n` can never become two scopes."""
+    so `nsA` and `nsA\\n` can never become two scopes. A namespace is stored in every row and
+    shown to every host: one that looks like a credential is refused, not stored."""
     if not isinstance(value, str) or not NAMESPACE_RE.fullmatch(value):
         raise InvalidInputError(
-            f"namespace {value!r} is invalid: use 1-200 characters from letters, digits and "
+            f"namespace {shown(value)} is invalid: use 1-200 characters from letters, digits and "
             "._:/@+- starting with a letter or digit (e.g. 'github.com/org/repo')"
+        )
+    from .redaction import redact  # redaction builds on this module
+
+    if redact(value)[1]:
+        raise InvalidInputError(
+            "namespace looks like it contains a credential: name the project, not a secret"
         )
     return value
 
 
 def task_id(value: object) -> str:
-    if not isinstance(value, str) or not TASK_ID_RE.fullmatch(value):
+    if not isinstance(value, str) or not TASK_ID_RE.fullmatch(value):  # `$` allows a "\n"
         raise InvalidInputError(
-            f"task id {value!r} is invalid: pass the task_id exactly as recall_experience returned it"
+            f"task id {shown(value)} is invalid: pass the task_id exactly as recall_experience "
+            "returned it"
         )
     return value
 
 
 def kind(value: object) -> str:
     if value not in KINDS:
-        raise InvalidInputError(f"kind {value!r} is invalid: use one of {', '.join(KINDS)}")
+        raise InvalidInputError(f"kind {shown(value)} is invalid: use one of {', '.join(KINDS)}")
     return str(value)
 
 
 def reward(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidInputError(f"reward must be a number in [-1, 1], got {value!r}")
+        raise InvalidInputError(f"reward must be a number in [-1, 1], got {shown(value)}")
     r = float(value)
     if math.isnan(r) or not -1.0 <= r <= 1.0:
-        raise InvalidInputError(f"reward must be a number in [-1, 1], got {value!r}")
+        raise InvalidInputError(f"reward must be a number in [-1, 1], got {shown(value)}")
     return r
 
 
@@ -72,7 +103,12 @@ def metadata(value: object, max_chars: int) -> str:
     try:
         encoded = json.dumps(value, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise InvalidInputError(f"metadata is not JSON-serialisable: {e}") from e
+        raise InvalidInputError(
+            f"metadata is not JSON-serialisable ({shown(str(e), 120)}): use strings, numbers, "
+            "true/false, null, lists and objects"
+        ) from e
+    except RecursionError as e:
+        raise InvalidInputError("metadata is nested too deeply: flatten it") from e
     if len(encoded) > max_chars:
         raise InvalidInputError(
             f"metadata is {len(encoded)} characters of JSON, more than the limit of {max_chars}"

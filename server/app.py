@@ -9,16 +9,18 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import BeforeValidator, Field, StrictBool, ValidationError
 
-from memrl import Embedder, Memory, MemoryConfig, MemrlError
+from memrl import Embedder, Memory, MemoryConfig
+from memrl.storage import explain
 
+from . import argument_errors
 from .compact import MIN_BUDGET, compact_recall
 from .models import (
     CreditedMemory,
@@ -30,6 +32,8 @@ from .models import (
 )
 from .runtime import MemoryRuntime
 from .settings import ServerSettings
+from .stdio import serve_stdio
+from .version import version
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +41,11 @@ T = TypeVar("T")
 # builds each tool's schema from them, so bounds are module constants.
 MAX_INTENT = MemoryConfig().max_intent_chars
 MAX_EXPERIENCE = MemoryConfig().max_experience_chars
+# Schema bounds, so a 1 MB argument is refused before the core sees it (the core's
+# validation.TASK_ID_RE and NAMESPACE_RE allow these lengths).
+MAX_TASK_ID = 128
+MAX_NAMESPACE = 200
+MAX_USED_IDS = 1000
 
 INSTRUCTIONS = """\
 This server is a memory of past task experiences that learns which ones actually help.
@@ -80,11 +89,29 @@ async def _call(
     core's message, others are logged and reported without their details."""
     try:
         return await runtime.run(fn)
-    except MemrlError as e:
-        raise error(str(e)) from e
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 -- the tool boundary: a tool error, never a crash
+        failure = explain(e, runtime.settings.db_path)
+        if failure is not None:
+            raise error(str(failure)) from e
         log.exception("internal error")
         raise error("internal error in the memory server; details are in its log") from e
+
+
+class MemrlServer(MCPServer[MemoryRuntime]):
+    """MCPServer whose argument errors read like the core's (see argument_errors)."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as e:
+            cause = e.__cause__
+            if isinstance(e, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            raise ToolError(argument_errors.explain(name, cause)) from cause
+
+    async def run_stdio_async(self) -> None:
+        """The SDK's stdio loop, with lines that are no JSON-RPC message answered (stdio.py)."""
+        await serve_stdio(self._lowlevel_server)
 
 
 def build_server(
@@ -102,11 +129,11 @@ def build_server(
         finally:
             await anyio.to_thread.run_sync(runtime.release)
 
-    server: MCPServer[MemoryRuntime] = MCPServer(
+    server = MemrlServer(
         name="memrl",
         title="MemRL memory",
         instructions=INSTRUCTIONS,
-        version=_version(),
+        version=version(),
         lifespan=lifespan,
     )
     _add_tools(server, settings, runtime)
@@ -114,18 +141,22 @@ def build_server(
     return server
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("memrl")
-    except PackageNotFoundError:
-        return "0"
+def _json_literal_bool(value: object) -> object:
+    """`success` is strict: lax parsing took "yes", "on", "1" and 1 for true. The two JSON
+    literals written as strings are still taken, because CLI clients that do not read the
+    schema send every argument as a string (the MCP Inspector CLI sends `success=true` as
+    "true")."""
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    return value
 
 
 NamespaceArg = Annotated[
     str | None,
-    Field(description="Memory scope; default: the current project (its git repository)"),
+    Field(
+        description="Memory scope; default: the current project (its git repository)",
+        max_length=MAX_NAMESPACE,
+    ),
 ]
 
 
@@ -195,8 +226,15 @@ def _add_tools(
         ),
     )
     async def report_outcome(
-        task_id: Annotated[str, Field(description="The task_id recall_experience returned")],
-        success: Annotated[bool | None, Field(description="Did the task succeed?")] = None,
+        task_id: Annotated[
+            str,
+            Field(description="The task_id recall_experience returned", max_length=MAX_TASK_ID),
+        ],
+        success: Annotated[
+            StrictBool | None,
+            BeforeValidator(_json_literal_bool),
+            Field(description="Did the task succeed? (true or false)"),
+        ] = None,
         reward: Annotated[
             float | None,
             Field(description="Instead of success: a reward in [-1, 1]", ge=-1.0, le=1.0),
@@ -205,13 +243,15 @@ def _add_tools(
             list[int] | None,
             Field(
                 description="Ids of the recalled memories you actually used; only they are credited. "
-                "Omit to credit all injected memories"
+                "Omit to credit all injected memories",
+                max_length=MAX_USED_IDS,
             ),
         ] = None,
         reflection: Annotated[
             str | None,
             Field(
-                description="Optional lesson to store: on failure what to avoid, on success the steps"
+                description="Optional lesson to store: on failure what to avoid, on success the steps",
+                max_length=MAX_EXPERIENCE,
             ),
         ] = None,
         namespace: NamespaceArg = None,
@@ -266,14 +306,14 @@ def _add_tools(
             ),
         ],
         kind: Annotated[
-            str,
-            Field(
-                description="success | failure | note",
-                pattern="^(success|failure|note)$",
-            ),
+            Literal["success", "failure", "note"],
+            Field(description="success: a script that worked; failure: what to avoid; note: a fact"),
         ] = "success",
         namespace: NamespaceArg = None,
-        task_id: Annotated[str | None, Field(description="The task this came from, if any")] = None,
+        task_id: Annotated[
+            str | None,
+            Field(description="The task this came from, if any", max_length=MAX_TASK_ID),
+        ] = None,
         metadata: Annotated[
             dict[str, Any] | None, Field(description="Free-form JSON object")
         ] = None,
@@ -313,7 +353,8 @@ def _add_resources(
         "memrl://stats",
         name="stats",
         mime_type="application/json",
-        description="Per-namespace statistics: memories, mean Q, tasks, success rate, delta",
+        description="Per-namespace statistics: memories, mean Q, tasks, success rate, and the "
+        "similarity gate delta that recall applies",
     )
     async def stats() -> str:
         rows = await read(lambda m: m.stats())

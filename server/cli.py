@@ -4,346 +4,253 @@
     memrl recall TASK                       two-phase recall; prints the task id and memories
     memrl report TASK_ID --success|--failure|--reward R [--used 1,2] [--reflection TEXT]
     memrl store --intent T --experience E [--kind success|failure|note]
-    memrl stats | export [-o FILE] | import FILE | forget ID... | demo
-    memrl hook                              a Claude Code / Codex hook (payload on stdin)
+    memrl stats [--all] | export [-o FILE] | import FILE | forget ID... | demo
 
-Every command but `serve` prints JSON on stdout, so scripts, CI and host hooks can feed
-rewards without the LLM. Errors go to stderr with exit code 2.
+Every command but `serve` and `demo` prints JSON on stdout, so scripts, CI and host hooks
+can feed rewards without the LLM. Errors are one line on stderr with exit code 2. Each
+command takes only the flags that matter to it (`memrl COMMAND --help`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import Any, NoReturn
 
+from memrl.storage import explain
+from memrl.validation import shown
+
+from . import commands
 from .hooks.client import add_arguments as add_hook_arguments
+from .namespaces import namespace_for
+from .output import error, silence_stdout
+from .settings import LOG_LEVELS, ServerSettings
+from .settings import settings_from as _settings_from
+from .version import version
 
-if TYPE_CHECKING:
-    from memrl import Memory, MemoryConfig
-
-    from .settings import ServerSettings
-
-# The core (numpy, the SQLite extension, the model code), logging and dataclasses are
-# imported inside the commands: `memrl hook` runs on every prompt and tool call and must
-# not pay for them (~150 ms for the core alone).
+log = logging.getLogger("memrl")
 
 
-def _config(args: argparse.Namespace) -> MemoryConfig:
-    from memrl import MemoryConfig
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point at the command's help."""
 
-    overrides = {
-        k: getattr(args, k)
-        for k in ("alpha", "lam", "q_init", "k1", "k2", "delta", "epsilon")
-        if getattr(args, k) is not None
-    }
-    return MemoryConfig(learning=not args.no_learning, **overrides)
+    commands: Mapping[str, argparse.ArgumentParser] = MappingProxyType({})  # set on the top
 
+    def error(self, message: str) -> NoReturn:
+        print(
+            f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
-def _namespace(args: argparse.Namespace) -> str:
-    from .namespaces import namespace_for
-
-    return args.namespace or os.environ.get("MEMRL_NAMESPACE") or namespace_for(Path.cwd())
-
-
-def settings_from(args: argparse.Namespace) -> ServerSettings:
-    from memrl import default_db_path
-
-    from .settings import ServerSettings
-
-    model_dir = args.model_dir or os.environ.get("MEMRL_MODEL_DIR")
-    return ServerSettings(
-        db_path=Path(args.db).expanduser() if args.db else default_db_path(),
-        namespace=_namespace(args),
-        memory=_config(args),
-        model_dir=Path(model_dir) if model_dir else None,
-        host=args.host,
-        port=args.port,
-        token=args.token or os.environ.get("MEMRL_HTTP_TOKEN") or None,
-    )
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse, but an unknown flag is reported by the command it was given to."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.commands.get(getattr(parsed, "command", None) or "", self)
+            command.error(f"unrecognized arguments: {shown(' '.join(extras))}")
+        return parsed
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="database file (env MEMRL_DB; default: the user data directory)")
-    p.add_argument("--namespace", help="memory scope (env MEMRL_NAMESPACE; default: this git repo)")
+    p.add_argument(
+        "--db", metavar="FILE", help="database file (env MEMRL_DB; default: user data folder)"
+    )
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="log detail on stderr (env MEMRL_LOG_LEVEL; default INFO)",
+    )
+
+
+def _namespace(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--namespace", metavar="NS", help=f"{what} (env MEMRL_NAMESPACE)")
+
+
+def _model(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model-dir",
-        help="directory with model.onnx + tokenizer.json (env MEMRL_MODEL_DIR)",
+        metavar="DIR",
+        help="embedding model: a folder with model.onnx + tokenizer.json (env MEMRL_MODEL_DIR; "
+        "default: the packaged all-MiniLM-L6-v2)",
     )
-    p.add_argument("--alpha", type=float, help="learning rate (default 0.3)")
-    p.add_argument("--lam", type=float, help="weight of Q in selection (default 0.5)")
-    p.add_argument("--q-init", type=float, dest="q_init", help="Q of a new memory (default 0)")
+
+
+def _retrieval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k1", type=int, help="phase-A candidate pool size (default 5)")
     p.add_argument("--k2", type=int, help="memories injected (default 3)")
+    p.add_argument("--lam", type=float, help="weight of Q against similarity (default 0.5)")
     p.add_argument(
-        "--delta",
-        type=float,
-        help="similarity gate (default: calibrated per namespace)",
+        "--delta", type=float, help="similarity gate (default: calibrated per namespace)"
     )
     p.add_argument("--epsilon", type=float, help="epsilon-greedy exploration (default 0)")
-    p.add_argument("--no-learning", action="store_true", help="record outcomes, leave Q unchanged")
-    p.add_argument("--log-level", default=os.environ.get("MEMRL_LOG_LEVEL", "INFO"))
+
+
+def _learning(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alpha", type=float, help="learning rate of Q (default 0.3)")
+    p.add_argument(
+        "--no-learning",
+        action="store_true",
+        help="record outcomes but leave Q unchanged (a similarity-only baseline)",
+    )
+
+
+def _q_init(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--q-init", type=float, dest="q_init", help="Q of a new memory (default 0)")
+
+
+def _serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the MCP server (stdio, or --http)")
+    _common(p)
+    _namespace(p, "default memory scope of calls that name none (default: this git repo)")
+    _model(p)
+    _retrieval(p)
+    _learning(p)
+    _q_init(p)
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     p.add_argument("--token", help="bearer token required over HTTP (env MEMRL_HTTP_TOKEN)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="memrl", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("serve", help="run the MCP server (stdio, or --http)")
+def _recall(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recall", help="recall memories for a task (starts the task)")
     _common(p)
-    p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
-
-    p = sub.add_parser("recall", help="recall memories for a task")
-    _common(p)
-    p.add_argument("task")
-    p.add_argument("--k", type=int, help="memories to inject")
+    _namespace(p, "memory scope (default: this git repo)")
+    _model(p)
+    _retrieval(p)
+    p.add_argument("task", help="one-sentence description of the task")
+    p.add_argument("--k", type=int, help="memories to inject (overrides --k2)")
     p.add_argument(
         "--dry-run",
         action="store_true",
         help="rank as a recall would, write nothing to the ledger (no task id)",
     )
 
-    p = sub.add_parser("report", help="report a task's outcome")
-    _common(p)
-    p.add_argument("task_id")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--success", action="store_true")
-    group.add_argument("--failure", action="store_true")
-    group.add_argument("--reward", type=float)
-    p.add_argument("--used", help="comma-separated ids of the memories actually used")
-    p.add_argument("--reflection", help="a lesson to store with the outcome")
 
+def _report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="report a task's outcome (updates Q)")
+    _common(p)
+    _namespace(p, "the namespace the task was recalled in (default: this git repo)")
+    _model(p)
+    _learning(p)
+    _q_init(p)
+    p.add_argument("task_id", help="the task_id that `memrl recall` printed")
+    outcome = p.add_mutually_exclusive_group(required=True)
+    outcome.add_argument("--success", action="store_true", help="the task succeeded (reward +1)")
+    outcome.add_argument("--failure", action="store_true", help="the task failed (reward -1)")
+    outcome.add_argument("--reward", type=float, help="a reward in [-1, 1] instead")
+    p.add_argument(
+        "--used", metavar="IDS", help="comma-separated ids of the memories actually used"
+    )
+    p.add_argument("--reflection", help="a lesson to store with the outcome (loads the model)")
+
+
+def _store(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("store", help="store an experience")
     _common(p)
-    p.add_argument("--intent", required=True)
-    p.add_argument("--experience", required=True)
-    p.add_argument("--kind", default="success", choices=("success", "failure", "note"))
-    p.add_argument("--task-id")
-    p.add_argument("--metadata", help="a JSON object")
+    _namespace(p, "memory scope (default: this git repo)")
+    _model(p)
+    _q_init(p)
+    p.add_argument("--intent", required=True, help="one sentence: the task it helps with")
+    p.add_argument("--experience", required=True, help="the reusable steps, or the lesson")
+    p.add_argument(
+        "--kind",
+        default="success",
+        choices=("success", "failure", "note"),
+        help="success: a script that worked; failure: what to avoid; note: a fact",
+    )
+    p.add_argument("--task-id", help="the task this came from (a task_id from recall)")
+    p.add_argument("--metadata", metavar="JSON", help='a JSON object, e.g. \'{"lang": "py"}\'')
 
-    p = sub.add_parser("stats", help="per-namespace statistics")
+
+def _others(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stats", help="statistics of this project's namespace (or --all)")
     _common(p)
-    p.add_argument("--all", action="store_true", help="every namespace (default: all)")
+    _namespace(p, "namespace to show (default: this git repo)")
+    p.add_argument("--all", action="store_true", help="every namespace in the database")
 
     p = sub.add_parser("export", help="export memories as JSON Lines")
     _common(p)
-    p.add_argument("-o", "--output", help="file (default stdout)")
+    _namespace(p, "export only this namespace (default: every namespace)")
+    p.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
 
     p = sub.add_parser("import", help="import memories from JSON Lines")
     _common(p)
+    _namespace(p, "file every memory under this namespace (default: each line's own)")
+    _model(p)
+    _q_init(p)
     p.add_argument("file", help="a file written by `memrl export` ('-' for stdin)")
 
     p = sub.add_parser("forget", help="delete memories by id (the ledger keeps its history)")
     _common(p)
-    p.add_argument("ids", nargs="+", type=int)
+    _namespace(p, "only memories of this namespace are deleted (default: this git repo)")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID", help="memory ids to delete")
 
     p = sub.add_parser("demo", help="watch the memory learn which experience helps")
     _common(p)
+    _model(p)
 
     p = sub.add_parser(
         "hook",
         help="a Claude Code / Codex hook: reads one payload on stdin (see README, Claude Code plugin)",
     )
     add_hook_arguments(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="memrl", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"memrl {version()}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
+    for add in (_serve, _recall, _report, _store, _others):
+        add(sub)
+    parser.commands = dict(sub.choices)
     return parser
 
 
-def _print(obj: Any) -> None:
-    from dataclasses import asdict, is_dataclass
-
-    if is_dataclass(obj) and not isinstance(obj, type):
-        obj = asdict(obj)
-    print(json.dumps(obj, indent=2, ensure_ascii=False))
-
-
-def _open(args: argparse.Namespace) -> Memory:
-    settings = settings_from(args)
-    from memrl import load_embedder, open_memory
-
-    return open_memory(settings.db_path, settings.memory, load_embedder(settings.model_dir))
-
-
-def cmd_serve(args: argparse.Namespace) -> None:
-    import logging
-
-    import anyio
-
-    from .app import build_server
-    from .http import check_bind, serve_http
-
-    settings = settings_from(args)
-    if args.http:
-        check_bind(settings)
-    server = build_server(settings)
-    logging.getLogger("memrl").info(
-        "memrl serving db=%s namespace=%s", settings.db_path, settings.namespace
-    )
-    if args.http:
-        anyio.run(serve_http, server, settings)
-    else:
-        server.run("stdio")
-
-
-def cmd_recall(args: argparse.Namespace, memory: Memory) -> None:
-    from .models import RecallOutput
-
-    r = memory.recall(args.task, _namespace(args), k=args.k, dry_run=args.dry_run)
-    _print(RecallOutput.from_result(r).model_dump())
-
-
-def cmd_report(args: argparse.Namespace, memory: Memory) -> None:
-    from memrl import MemrlError
-
-    used = None
-    if args.used is not None:
-        try:
-            used = [int(x) for x in args.used.split(",") if x.strip()]
-        except ValueError as e:
-            raise MemrlError(
-                f"--used must be comma-separated integer ids, got {args.used!r}"
-            ) from e
-    success = True if args.success else False if args.failure else None
-    out = memory.report(
-        args.task_id,
-        success=success,
-        reward=args.reward,
-        used_ids=used,
-        reflection=args.reflection,
-        namespace=_namespace(args),
-    )
-    _print(
-        {
-            "task_id": out.task_id,
-            "status": "updated" if out.applied else "already_reported",
-            "reward": out.reward,
-            "credited": [{"id": i, "q": q} for i, q in out.credited.items()],
-            "reflection_id": out.reflection_id,
-            "forgotten": out.forgotten,
-            "message": out.message,
-        }
+def settings_from(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> ServerSettings:
+    """This run's settings: flags, then the environment, then this folder's git repository."""
+    return _settings_from(
+        args, os.environ if environ is None else environ, lambda: namespace_for(Path.cwd())
     )
 
 
-def cmd_store(args: argparse.Namespace, memory: Memory) -> None:
-    from memrl import MemrlError
-
-    try:
-        metadata = None if args.metadata is None else json.loads(args.metadata)
-    except json.JSONDecodeError as e:
-        raise MemrlError(f"--metadata is not valid JSON: {e}") from e
-    out = memory.store_experience(
-        args.intent,
-        args.experience,
-        args.kind,
-        _namespace(args),
-        task_id=args.task_id,
-        metadata=metadata,
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    _print(out)
-
-
-def cmd_stats(args: argparse.Namespace, memory: Memory) -> None:
-    _print(memory.stats(args.namespace))
-
-
-def cmd_export(args: argparse.Namespace, memory: Memory) -> None:
-    from memrl.transfer import export_jsonl
-
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            count = export_jsonl(memory, fh, args.namespace)
-        print(json.dumps({"exported": count, "file": args.output}))
-    else:
-        export_jsonl(memory, sys.stdout, args.namespace)
-
-
-def cmd_import(args: argparse.Namespace, memory: Memory) -> None:
-    from memrl import MemrlError
-    from memrl.transfer import import_jsonl
-
-    if args.file == "-":
-        report = import_jsonl(memory, sys.stdin, args.namespace)
-    else:
-        try:
-            with open(args.file, encoding="utf-8") as fh:
-                report = import_jsonl(memory, fh, args.namespace)
-        except OSError as e:
-            raise MemrlError(f"cannot read {args.file}: {e.strerror}") from e
-    _print(report)
-
-
-def cmd_forget(args: argparse.Namespace, memory: Memory) -> None:
-    _print(memory.forget(args.ids, _namespace(args)))
-
-
-def cmd_demo(args: argparse.Namespace, memory: Memory) -> None:
-    from .demo import run_demo
-
-    run_demo(memory)
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace, Memory], None]] = {
-    "recall": cmd_recall,
-    "report": cmd_report,
-    "store": cmd_store,
-    "stats": cmd_stats,
-    "export": cmd_export,
-    "import": cmd_import,
-    "forget": cmd_forget,
-    "demo": cmd_demo,
-}
-
-
-def hook_parser() -> argparse.ArgumentParser:
-    """The parser of `memrl hook` alone: building every subcommand's costs ~10 ms a call."""
-    parser = argparse.ArgumentParser(prog="memrl hook")
-    add_hook_arguments(parser)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    words = list(sys.argv[1:] if argv is None else argv)
-    if words[:1] == ["hook"] and not {"-h", "--help"} & set(words):
-        from .hooks.client import run
-
-        return run(hook_parser().parse_args(words[1:]))
     args = build_parser().parse_args(argv)
-    import logging
-
-    from memrl import MemrlError, default_db_path
-
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    settings: ServerSettings | None = None
     try:
-        if args.command == "serve":
-            cmd_serve(args)
-            return 0
-        if args.command == "demo" and not args.db:
-            args.db = str(default_db_path().with_name("demo.db"))
-            Path(args.db).unlink(missing_ok=True)
-            for suffix in ("-wal", "-shm"):
-                Path(args.db + suffix).unlink(missing_ok=True)
-        memory = _open(args)
-        try:
-            COMMANDS[args.command](args, memory)
-        finally:
-            memory.close()
-    except MemrlError as e:
-        print(f"memrl: error: {e}", file=sys.stderr)
-        return 2
+        settings = settings_from(args)
+        _configure_logging(settings.log_level)
+        return commands.run(args, settings)
+    except BrokenPipeError:  # `memrl export | head`: the reader has all it wanted
+        silence_stdout()
+        return 141
     except KeyboardInterrupt:
         return 130
-    return 0
+    except Exception as e:  # noqa: BLE001 -- the CLI's boundary: one line, never a traceback
+        failure = explain(e, settings.db_path if settings else "?")
+        if failure is None:
+            log.debug("internal error", exc_info=True)
+            error(f"internal error ({type(e).__name__}); rerun with --log-level DEBUG for details")
+            return 1
+        error(str(failure))
+        return 2
 
 
 if __name__ == "__main__":

@@ -52,12 +52,13 @@ def _line(text: str) -> None:
     print(text, flush=True)
 
 
-def run_demo(memory: Memory, rounds: int = 8) -> None:
+def run_demo(memory: Memory, where: str, rounds: int = 8) -> None:
+    """Run the demo on `memory` (a database of its own, described by `where`)."""
     ids = [memory.store_experience(i, e, "success", NAMESPACE).id for i, e in EXPERIENCES]
     helpful_id = ids[-1]
     _line(
         f"Stored {len(ids)} similar-looking experiences in namespace '{NAMESPACE}' "
-        f"({memory.storage.target}); only memory {helpful_id} really fixes the problem."
+        f"({where}); only memory {helpful_id} really fixes the problem."
     )
     _line(
         "Each task: recall -> the agent tries the injected memories -> the check passes only "

@@ -89,7 +89,8 @@ class StoreOutput(BaseModel):
 class NamespaceStats(BaseModel):
     namespace: str
     model_id: str
-    delta: float = Field(description="The similarity gate a recall uses now")
+    delta: float = Field(description="The similarity gate a recall in this namespace applies")
+    delta_source: str = Field(description="Where delta comes from")
     delta_calibrated: float | None = Field(description="The namespace's calibrated gate, if any")
     memories: int
     intents: int = Field(description="Distinct intents the memories are filed under")

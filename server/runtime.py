@@ -17,6 +17,7 @@ import anyio
 import anyio.to_thread
 
 from memrl import Embedder, Memory, MemrlError, Storage, load_embedder, open_storage
+from memrl.storage import explain
 
 from .settings import ServerSettings
 
@@ -35,7 +36,9 @@ class MemoryRuntime:
         embedder_factory: Callable[[], Embedder] | None = None,
     ) -> None:
         self.settings = settings
-        self._factory = embedder_factory or (lambda: load_embedder(settings.model_dir))
+        self._factory = embedder_factory or (
+            lambda: load_embedder(settings.model_dir, allow_download=settings.allow_download)
+        )
         self._ready = threading.Event()
         self._memory: Memory | None = None
         self._error: BaseException | None = None
@@ -100,9 +103,13 @@ class MemoryRuntime:
         if not self._ready.is_set():
             await anyio.to_thread.run_sync(self._ready.wait, self.settings.model_wait_seconds)
         if self._error is not None:
-            if isinstance(self._error, MemrlError):
-                raise self._error
-            raise ModelNotReady(f"the memory failed to start: {self._error}") from self._error
+            failure = explain(self._error, self.settings.db_path)
+            if failure is not None:
+                raise failure from self._error
+            raise ModelNotReady(
+                f"the memory failed to start ({type(self._error).__name__}); details are in "
+                "the server's log"
+            ) from self._error
         if self._memory is None:
             raise ModelNotReady(
                 f"the embedding model is still loading after {self.settings.model_wait_seconds:.0f}s; "

@@ -1,13 +1,29 @@
-"""Server settings, read once at the entry point (flags and environment) and passed down."""
+"""Settings, read once at the entry point (flags and environment) and passed down.
+
+This is the only place that reads the environment; the core (memrl/) reads none.
+
+| variable | flag | meaning |
+|---|---|---|
+| MEMRL_DB | --db | database file |
+| MEMRL_NAMESPACE | --namespace | default namespace (else derived from the git repository) |
+| MEMRL_MODEL_DIR | --model-dir | a directory with model.onnx + tokenizer.json |
+| MEMRL_ALLOW_DOWNLOAD=1 | | let fastembed download its model if the packaged one is missing |
+| MEMRL_HTTP_TOKEN | --token | bearer token for --http |
+| MEMRL_LOG_LEVEL | --log-level | DEBUG, INFO, WARNING or ERROR |
+"""
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memrl import MemoryConfig
+from memrl import InvalidInputError, MemoryConfig, default_db_path
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+CONFIG_FLAGS = ("alpha", "lam", "q_init", "k1", "k2", "delta", "epsilon")
 
 
 @dataclass(frozen=True)
@@ -16,13 +32,53 @@ class ServerSettings:
     namespace: str  # the default for calls that name none
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     model_dir: Path | None = None
-    model_wait_seconds: float = (
-        60.0  # a call that arrives before the model is loaded waits this long
-    )
+    allow_download: bool = False
+    model_wait_seconds: float = 60.0  # a call that arrives before the model is loaded waits
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None  # bearer token for streamable HTTP
+    log_level: str = "INFO"
 
     @property
     def loopback(self) -> bool:
         return self.host in LOOPBACK_HOSTS
+
+
+def log_level(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
+    """--log-level, else MEMRL_LOG_LEVEL, else INFO; a bad value is an error that says so."""
+    level = (getattr(args, "log_level", None) or environ.get("MEMRL_LOG_LEVEL") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise InvalidInputError(
+            f"MEMRL_LOG_LEVEL {level!r:.40} is not a log level: use one of {', '.join(LOG_LEVELS)}"
+        )
+    return level
+
+
+def memory_config(args: argparse.Namespace) -> MemoryConfig:
+    """The learning and retrieval parameters given as flags (the command's own flags only)."""
+    overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k, None) is not None}
+    return MemoryConfig(learning=not getattr(args, "no_learning", False), **overrides)
+
+
+def settings_from(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    namespace_of_cwd: Callable[[], str],
+) -> ServerSettings:
+    """Flags first, then the environment, then defaults. `namespace_of_cwd` is called only
+    when neither names a namespace (it runs git)."""
+    db = getattr(args, "db", None) or environ.get("MEMRL_DB")
+    model_dir = getattr(args, "model_dir", None) or environ.get("MEMRL_MODEL_DIR")
+    namespace = getattr(args, "namespace", None) or environ.get("MEMRL_NAMESPACE")
+    token = getattr(args, "token", None) or environ.get("MEMRL_HTTP_TOKEN")
+    return ServerSettings(
+        db_path=Path(db).expanduser() if db else default_db_path(),
+        namespace=namespace or namespace_of_cwd(),
+        memory=memory_config(args),
+        model_dir=Path(model_dir).expanduser() if model_dir else None,
+        allow_download=environ.get("MEMRL_ALLOW_DOWNLOAD") == "1",
+        host=getattr(args, "host", "127.0.0.1"),
+        port=getattr(args, "port", 8765),
+        token=token or None,
+        log_level=log_level(args, environ),
+    )

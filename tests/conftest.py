@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fake_embedder import FakeEmbedder
+from needs import require_java
 
 from memrl import Embedder, Memory, MemoryConfig, SqliteStorage, load_embedder
 
@@ -73,3 +74,9 @@ def table_snapshot(store: SqliteStorage) -> dict[str, Any]:
 
 def query(store: SqliteStorage, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in store._conn.execute(sql, args).fetchall()]
+
+
+
+@pytest.fixture
+def java() -> None:
+    require_java()

@@ -12,20 +12,13 @@ from mcp_helpers import server_env
 
 from memrl.transfer import EXPORT_FIELDS
 
+SCOPED = ("recall", "report", "store", "stats", "export", "import", "forget")  # take --namespace
+
 
 def memrl(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    scope = ["--namespace", "cli-ns"] if args[0] in SCOPED else []
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "memrl_server",
-            *args[:1],
-            "--db",
-            str(db),
-            "--namespace",
-            "cli-ns",
-            *args[1:],
-        ],
+        [sys.executable, "-m", "memrl_server", *args[:1], "--db", str(db), *scope, *args[1:]],
         env=server_env(),
         capture_output=True,
         text=True,
@@ -97,7 +90,7 @@ def test_export_import_round_trips_q_and_statistics(tmp_path: Path):
     lines = [json.loads(x) for x in exported.stdout.splitlines()]
     assert len(lines) == 2
     imported = ok(memrl(dst, "import", "-", stdin=exported.stdout))
-    assert imported == {"read": 2, "created": 2, "skipped_duplicates": 0}
+    assert imported == {"read": 2, "created": 2, "skipped_duplicates": 0, "redacted": 0}
     assert ok(memrl(dst, "import", "-", stdin=exported.stdout))["created"] == 0
     again = [json.loads(x) for x in memrl(dst, "export").stdout.splitlines()]
     # every exported field survives the round trip, except what the importing file records
@@ -118,10 +111,11 @@ def test_export_import_round_trips_q_and_statistics(tmp_path: Path):
             "metadata must be a JSON object",
         ),
         (("recall", "x", "--k1", "0"), "k1 must be in 1..1000"),
-        (("import", "missing.jsonl"), "cannot read missing.jsonl"),
+        (("import", "missing.jsonl"), "cannot read 'missing.jsonl'"),
     ],
 )
 def test_errors_exit_2_with_a_message(tmp_path: Path, args: tuple[str, ...], message: str):
+    ok(memrl(tmp_path / "m.db", "store", "--intent", "a task", "--experience", "a way"))
     done = memrl(tmp_path / "m.db", *args)
     assert done.returncode == 2
     assert message in done.stderr

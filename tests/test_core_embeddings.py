@@ -104,15 +104,15 @@ def model_dir_with(tmp_path: Path, onnx: bytes | None) -> Path:
 
 
 @pytest.mark.usefixtures("offline_env")
-def test_corrupt_model_in_an_explicit_dir_says_how_to_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MEMRL_MODEL_DIR", str(model_dir_with(tmp_path, b"not an onnx model")))
+def test_corrupt_model_in_an_explicit_dir_says_how_to_fix(tmp_path: Path) -> None:
+    directory = model_dir_with(tmp_path, b"not an onnx model")
     started = time.perf_counter()
     with pytest.raises(ModelUnavailableError, match=r"cannot load the embedding model from .*model") as err:
-        memrl.load_embedder()
+        memrl.load_embedder(directory)
     assert time.perf_counter() - started < 10  # fails fast, never waits on a network
-    assert "set MEMRL_MODEL_DIR to a directory with model.onnx and tokenizer.json" in str(err.value)
+    assert "pass --model-dir (MEMRL_MODEL_DIR) a directory with model.onnx and tokenizer.json" in str(
+        err.value
+    )
 
 
 @pytest.mark.usefixtures("offline_env")

@@ -18,6 +18,14 @@ from memrl import (
 )
 from memrl.storage import NewTask
 
+
+def _deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
 LIMITS = MemoryConfig(max_intent_chars=50, max_experience_chars=80, max_metadata_chars=40, delta=-1.0)
 
 
@@ -40,6 +48,10 @@ BAD_REPORTS: list[tuple[str, Call, type[MemrlError], str]] = [
      InvalidInputError, r"task id 'no spaces allowed' is invalid"),
     ("task id not a string", lambda m, t: m.report(42, success=True),
      InvalidInputError, r"task id 42 is invalid"),
+    ("task id with a trailing newline", lambda m, t: m.report(t + "\n", success=True),
+     InvalidInputError, r"task id 't-[0-9a-f]+\\n' is invalid"),
+    ("a 1 MB task id is not echoed whole", lambda m, t: m.report("x" * 2**20, success=True),
+     InvalidInputError, r"^task id 'x{50,60}… \(1048576 characters\) is invalid: pass the task_id"),
     ("reward above 1", lambda m, t: m.report(t, reward=1.5),
      InvalidInputError, r"reward must be a number in \[-1, 1\], got 1\.5"),
     ("reward below -1", lambda m, t: m.report(t, reward=-1.0001),
@@ -85,6 +97,10 @@ BAD_STORES: list[tuple[str, Call, type[MemrlError], str]] = [
      InvalidInputError, r"intent must be a string, got bytes"),
     ("NUL in text", lambda m, t: m.store_experience("i\x00j", "e"),
      InvalidInputError, r"intent contains a NUL character: remove it"),
+    ("lone surrogate in text", lambda m, t: m.store_experience("i", "a\ud800b"),
+     InvalidInputError, r"experience contains an invalid character \(a lone UTF-16 surrogate\)"),
+    ("metadata nested too deep", lambda m, t: m.store_experience("i", "e", metadata=_deep(5000)),
+     InvalidInputError, r"metadata is nested too deeply: flatten it"),
     ("bad kind", lambda m, t: m.store_experience("i", "e", kind="lesson"),
      InvalidInputError, r"kind 'lesson' is invalid: use one of success, failure, note"),
     ("metadata not a dict", lambda m, t: m.store_experience("i", "e", metadata=["a"]),

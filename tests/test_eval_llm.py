@@ -118,7 +118,7 @@ def test_coder_through_the_sdk(provider: str, path: str, endpoint, fib) -> None:
     assert "Recurse on n - 1" in draft.experience
 
 
-def test_player_plays_the_game_through_the_sdk(endpoint) -> None:
+def test_player_plays_the_game_through_the_sdk(endpoint, java) -> None:
     world = textworld.TextWorld()
     try:
         game = world.game("simonsays", 1)

@@ -9,6 +9,7 @@ import pytest
 from memrl_clients.eval import humaneval, memtext, scripted, textworld
 from memrl_clients.eval.bank import build_bank
 from memrl_clients.eval.common import Recalled, Task, short_hash
+from needs import require_java
 
 FIB_LOOKUP = "def fib(n: int):\n    return {10: 55, 1: 1, 8: 21}.get(n, 0)"
 
@@ -126,6 +127,7 @@ def test_bank_labels_what_the_weak_check_accepts(problems, checker) -> None:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[textworld.TextWorld]:
+    require_java()
     w = textworld.TextWorld()
     yield w
     w.close()

@@ -119,7 +119,7 @@ async def test_default_namespace_and_scope_survive_every_tool(settings, embedder
         (
             "report_outcome",
             {"task_id": "t-x", "reward": 1.5},
-            "less than or equal to 1",
+            "invalid arguments for report_outcome: reward must be at most 1.0, got a number 1.5",
         ),
         ("recall_experience", {"task": "   "}, "task is empty"),
         (
@@ -130,12 +130,12 @@ async def test_default_namespace_and_scope_survive_every_tool(settings, embedder
         (
             "store_experience",
             {"intent": "x", "experience": "y", "kind": "maybe"},
-            "should match pattern",
+            "kind must be one of 'success', 'failure' or 'note', got a string 'maybe'",
         ),
         (
             "store_experience",
             {"intent": "x", "experience": "y" * 20_001},
-            "at most 20000",
+            "experience has 20001 characters, more than the limit of 20000: shorten it",
         ),
         (
             "store_experience",

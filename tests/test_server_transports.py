@@ -68,6 +68,20 @@ def http_server(tmp_path: Path):
         proc.stderr.close()
 
 
+@pytest.fixture(scope="module")
+def shared_http_server(tmp_path_factory):
+    """One token-guarded server for the tests that only read (headers, status codes)."""
+    port = free_port()
+    proc = start_http_server(
+        tmp_path_factory.mktemp("shared") / "m.db", port, "--token", "s3cret-token"
+    )
+    yield port
+    proc.terminate()
+    proc.wait(10)
+    if proc.stderr:
+        proc.stderr.close()
+
+
 @asynccontextmanager
 async def _http_client(port: int, token: str | None) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -103,9 +117,55 @@ async def test_http_refuses_requests_without_the_token(http_server: int, token: 
         )
     assert response.status_code == 401
     assert "bearer token" in response.text
+    # a challenge without the OAuth hint MCP clients act on
+    challenge = response.headers["www-authenticate"]
+    assert not challenge.lower().startswith("bearer") and "resource_metadata" not in challenge
     with pytest.raises(Exception):
         async with _http_client(http_server, token) as client:
             await client.list_tools()
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer "])
+async def test_the_scheme_is_case_insensitive(shared_http_server: int, scheme: str):
+    headers = {"Authorization": f"{scheme} s3cret-token"}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0)) as http:
+        url = f"http://127.0.0.1:{shared_http_server}/mcp"
+        async with Client(streamable_http_client(url, http_client=http)) as client:
+            assert len((await client.list_tools()).tools) == 3
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+        "/register",
+    ],
+)
+async def test_no_oauth_is_advertised(shared_http_server: int, path: str):
+    async with httpx2.AsyncClient() as http:
+        response = await http.get(f"http://127.0.0.1:{shared_http_server}{path}")
+    assert response.status_code == 404
+    assert "does not offer OAuth" in response.text and "Authorization: Bearer" in response.text
+
+
+def test_a_port_in_use_is_one_line_and_loads_nothing(shared_http_server: int, tmp_path: Path):
+    db = tmp_path / "other.db"
+    port = shared_http_server
+    done = subprocess.run(
+        [sys.executable, *serve_args(db, "--http", "--port", str(port))],
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"memrl: error: port {port} on 127.0.0.1 is in use (another memrl serve?): stop "
+        "that server, or pass another --port"
+    ]
+    assert not db.exists()
 
 
 def test_public_bind_without_token_is_refused(tmp_path: Path):

@@ -111,7 +111,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weak-verifier", action="append", default=[], help="extra lint/check regex (repeatable)"
     )
-    p.add_argument("--no-default-verifiers", action="store_true")
+    p.add_argument(
+        "--no-default-verifiers",
+        action="store_true",
+        help="only the --verifier / --weak-verifier patterns count as verifiers",
+    )
     p.add_argument(
         "--weak-reward",
         type=float,

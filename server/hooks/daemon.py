@@ -83,13 +83,10 @@ def _take_lock(path: Path) -> IO[str] | None:
 def _open_service(loc: Locations) -> Any:
     import logging
 
-    from memrl import default_db_path, open_memory
-
-    from .service import HookService
+    from .service import HookService, open_hook_memory
 
     started = time.perf_counter()
-    db = loc.db or default_db_path()
-    memory = open_memory(db)
+    memory, db = open_hook_memory(loc.db)
     logging.getLogger("memrl.hooks").info(
         "memory ready in %.2fs (db %s)", time.perf_counter() - started, db
     )

@@ -90,12 +90,9 @@ class Context:
 
     def _local_service(self) -> Any:
         if self._local is None:
-            from memrl import default_db_path, open_memory
+            from .service import HookService, open_hook_memory
 
-            from .service import HookService
-
-            db = self.options.locations.db or default_db_path()
-            self._local = HookService(open_memory(db), db)
+            self._local = HookService(*open_hook_memory(self.options.locations.db))
         return self._local
 
     def log(self, message: str) -> None:

@@ -31,6 +31,20 @@ MAX_QUERY_CHARS = 2000  # the model reads ~256 tokens of it; the rest only bloat
 NAMESPACE_TTL = 60.0  # seconds a directory's namespace is remembered
 
 
+def open_hook_memory(db: Path | None) -> tuple[Memory, Path]:
+    """The memory the hooks serve: the same default file and model as `memrl serve`
+    (MEMRL_MODEL_DIR and MEMRL_ALLOW_DOWNLOAD read as the CLI reads them)."""
+    from memrl import default_db_path, load_embedder, open_memory
+
+    model_dir = os.environ.get("MEMRL_MODEL_DIR")
+    embedder = load_embedder(
+        Path(model_dir).expanduser() if model_dir else None,
+        allow_download=os.environ.get("MEMRL_ALLOW_DOWNLOAD") == "1",
+    )
+    path = db or default_db_path()
+    return open_memory(path, embedder=embedder), path
+
+
 class HookService:
     def __init__(self, memory: Memory, db_path: Path) -> None:
         self.memory = memory

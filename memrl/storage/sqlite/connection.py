@@ -22,6 +22,7 @@ from typing import Any
 import sqlite_vec
 
 from ...errors import DatabaseError
+from . import dbfile
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ driver: ModuleType = _pick_driver()
 def connect(path: str | Path, *, readonly: bool = False) -> Any:
     """Open `path` with sqlite-vec loaded, WAL, a busy timeout and autocommit."""
     target = str(path)
-    if target != ":memory:":
-        Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if target != ":memory:" and not readonly:
+        dbfile.prepare(target, driver)  # created whole; an empty file is refused
     conn = None
     try:
         conn = driver.connect(

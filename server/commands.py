@@ -1,0 +1,213 @@
+"""The CLI's commands: each takes its parsed flags and the settings, and prints JSON.
+
+The embedding model loads on the first text embedded (memrl.LazyEmbedder), so commands
+that embed nothing (stats, export, forget, a report without reflection) never load it.
+Commands that only read or change what exists refuse a database file that does not exist
+instead of creating an empty one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from memrl import DatabaseError, InvalidInputError, LazyEmbedder, Memory, open_memory
+from memrl.transfer import export_jsonl, import_jsonl
+
+from .models import RecallOutput
+from .output import print_json
+from .settings import ServerSettings
+
+Command = Callable[[argparse.Namespace, ServerSettings, Memory], None]
+
+
+def open_cli_memory(settings: ServerSettings, *, create: bool) -> Memory:
+    path = settings.db_path
+    if not create and not path.exists():
+        raise DatabaseError(
+            f"no database at {str(path)!r}: nothing has been stored there yet (a store or a "
+            "recall creates it); pass --db to use another file"
+        )
+    embedder = LazyEmbedder(settings.model_dir, settings.allow_download)
+    return open_memory(path, settings.memory, embedder)
+
+
+def recall(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    result = memory.recall(args.task, settings.namespace, k=args.k, dry_run=args.dry_run)
+    print_json(RecallOutput.from_result(result).model_dump())
+
+
+def _used_ids(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise InvalidInputError(
+            f"--used must be comma-separated memory ids like 12,15, got {text!r:.60}"
+        ) from e
+
+
+def report(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    out = memory.report(
+        args.task_id,
+        success=True if args.success else False if args.failure else None,
+        reward=args.reward,
+        used_ids=_used_ids(args.used),
+        reflection=args.reflection,
+        namespace=settings.namespace,
+    )
+    print_json(
+        {
+            "task_id": out.task_id,
+            "status": "updated" if out.applied else "already_reported",
+            "reward": out.reward,
+            "credited": [{"id": i, "q": q} for i, q in out.credited.items()],
+            "reflection_id": out.reflection_id,
+            "forgotten": out.forgotten,
+            "message": out.message,
+        }
+    )
+
+
+def store(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    try:
+        metadata = None if args.metadata is None else json.loads(args.metadata)
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(f"--metadata is not valid JSON ({e}): give a JSON object") from e
+    out = memory.store_experience(
+        args.intent,
+        args.experience,
+        args.kind,
+        settings.namespace,
+        task_id=args.task_id,
+        metadata=metadata,
+    )
+    print_json(asdict(out))
+
+
+def stats(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    namespace = None if args.all else settings.namespace
+    rows = memory.stats(namespace)
+    print_json(rows)
+    if not rows and namespace is not None:
+        print(
+            f"memrl: namespace {namespace!r} has no memories or tasks yet; "
+            "`memrl stats --all` lists every namespace",
+            file=sys.stderr,
+        )
+
+
+def export(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    if not args.output:
+        export_jsonl(memory, sys.stdout, args.namespace)
+        return
+    try:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            count = export_jsonl(memory, fh, args.namespace)
+    except OSError as e:
+        raise InvalidInputError(
+            f"cannot write {args.output!r}: {e.strerror}; pass -o a file you can write"
+        ) from e
+    print_json({"exported": count, "file": args.output})
+
+
+def import_(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    if args.file == "-":
+        result = import_jsonl(memory, sys.stdin, args.namespace)
+    else:
+        try:
+            with open(args.file, encoding="utf-8") as fh:
+                result = import_jsonl(memory, fh, args.namespace)
+        except OSError as e:
+            raise InvalidInputError(f"cannot read {args.file!r}: {e.strerror}") from e
+        except UnicodeDecodeError as e:
+            raise InvalidInputError(
+                f"{args.file!r} is not UTF-8 text: import a file written by `memrl export`"
+            ) from e
+    print_json(asdict(result))
+
+
+def forget(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    print_json(asdict(memory.forget(args.ids, settings.namespace)))
+
+
+# command -> (function, may it create the database file?)
+COMMANDS: dict[str, tuple[Command, bool]] = {
+    "recall": (recall, True),
+    "report": (report, False),
+    "store": (store, True),
+    "stats": (stats, False),
+    "export": (export, False),
+    "import": (import_, True),
+    "forget": (forget, False),
+}
+
+
+def demo(args: argparse.Namespace, settings: ServerSettings) -> None:
+    """The demo writes only into a file of its own: a temporary one (removed afterwards),
+    or a new --db path (kept). It never reads MEMRL_DB and never deletes a file it did not
+    create in this run."""
+    if not args.db:
+        with tempfile.TemporaryDirectory(prefix="memrl-demo-") as folder:
+            path = Path(folder) / "demo.db"
+            _run_demo(settings, path, f"{path}, temporary: removed after the run")
+        return
+    path = Path(args.db).expanduser()
+    if path.exists():
+        raise InvalidInputError(
+            f"{str(path)!r} already exists: the demo writes its own memories into a new file; "
+            "pass a path that does not exist yet, or leave out --db for a temporary database"
+        )
+    _run_demo(settings, path, f"{path}, kept")
+
+
+def _run_demo(settings: ServerSettings, path: Path, where: str) -> None:
+    from .demo import run_demo
+
+    embedder = LazyEmbedder(settings.model_dir, settings.allow_download)
+    memory = open_memory(path, settings.memory, embedder)
+    try:
+        run_demo(memory, where)
+    finally:
+        memory.close()
+
+
+def serve(args: argparse.Namespace, settings: ServerSettings) -> None:
+    import anyio
+
+    from .app import build_server
+    from .http import check_bind, serve_http
+
+    if args.http:
+        check_bind(settings)
+    server = build_server(settings)
+    if args.http:
+        anyio.run(serve_http, server, settings)
+    else:
+        server.run("stdio")
+
+
+def run(args: argparse.Namespace, settings: ServerSettings) -> int:
+    if args.command == "serve":
+        serve(args, settings)
+        return 0
+    if args.command == "demo":
+        demo(args, settings)
+        return 0
+    if args.command == "hook":
+        from .hooks.client import run as run_hook
+
+        return run_hook(args)
+    command, creates = COMMANDS[args.command]
+    memory = open_cli_memory(settings, create=creates)
+    try:
+        command(args, settings, memory)
+    finally:
+        memory.close()
+    return 0
