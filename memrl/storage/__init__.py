@@ -1,4 +1,5 @@
-"""Storage backends behind one interface (base.py): the embedded SQLite file by default."""
+"""Storage backends behind one interface (base.py): the embedded SQLite file by default,
+PostgreSQL with pgvector for a team (a `postgresql://` URL)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,23 @@ __all__ = [
     "Storage",
     "TaskCandidate",
     "TaskRow",
+    "is_postgres_url",
     "open_storage",
 ]
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    return isinstance(target, str) and target.lower().startswith(POSTGRES_SCHEMES)
+
+
 def open_storage(target: str | Path, dim: int, model_id: str) -> Storage:
-    """The storage at `target`: a SQLite file path."""
-    return SqliteStorage(target, dim, model_id)
+    """The storage at `target`: a PostgreSQL URL (`postgresql://user@host:5432/db`, or
+    `postgres://`), otherwise a SQLite file path."""
+    if is_postgres_url(target):
+        from .postgres import PostgresStorage  # psycopg is an optional dependency
+
+        return PostgresStorage(str(target), dim, model_id)
+    return SqliteStorage(Path(target).expanduser() if isinstance(target, str) else target, dim, model_id)

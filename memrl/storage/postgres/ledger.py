@@ -1,0 +1,126 @@
+"""The task ledger in PostgreSQL: each recall's parameters and pool, and its outcome.
+
+Exactly once under concurrent duplicate delivery: inside a write transaction `task()`
+reads the task row `FOR UPDATE`, so a second delivery of the same outcome waits for the
+first to commit and then sees its reward (and `Memory.report` answers "already
+reported"); the outcome itself is a conditional `UPDATE ... WHERE reward IS NULL`, which
+PostgreSQL re-checks on the newest row version, so even a caller that skipped the read
+could not apply an outcome twice. The Q update is one statement, `q = q + alpha * (r - q)`,
+evaluated on the newest committed Q of each row: no lost update between servers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import InvalidInputError
+from ..base import NewTask, Outcome, TaskRow
+from .memories import q_of
+
+
+def record_task(conn: Any, model_id: str, task: NewTask) -> None:
+    """Log one recall (inside the caller's write transaction)."""
+    inserted = conn.execute(
+        "INSERT INTO tasks(task_id, namespace, query, model_id, created_at, k1, k2, lam, "
+        "delta, epsilon, explored, selection_prob) VALUES "
+        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (task_id) DO NOTHING RETURNING task_id",
+        (
+            task.task_id,
+            task.namespace,
+            task.query,
+            model_id,
+            time.time(),
+            task.k1,
+            task.k2,
+            task.lam,
+            task.delta,
+            task.epsilon,
+            bool(task.explored),
+            task.selection_prob,
+        ),
+    ).fetchone()
+    if inserted is None:
+        raise InvalidInputError(f"task id {task.task_id!r} is already used: pick a new one")
+    if not task.candidates:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO task_candidates(task_id, memory_id, rank, similarity, q, score, "
+            "injected) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [
+                (task.task_id, c.memory_id, c.rank, c.similarity, c.q, c.score, bool(c.injected))
+                for c in task.candidates
+            ],
+        )
+
+
+def task(conn: Any, task_id: str, *, lock: bool = False) -> TaskRow | None:
+    """The task with its injected and credited memories; `lock` holds its row until the
+    transaction ends (a write transaction's read, see the module docstring)."""
+    row = conn.execute(
+        "SELECT task_id, namespace, query, outcome, reward FROM tasks WHERE task_id = %s"
+        + (" FOR UPDATE" if lock else ""),
+        (task_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    cands = conn.execute(
+        "SELECT memory_id, injected, credited FROM task_candidates WHERE task_id = %s "
+        "ORDER BY rank",
+        (task_id,),
+    ).fetchall()
+    return TaskRow(
+        task_id=row[0],
+        namespace=row[1],
+        query=row[2],
+        outcome=row[3],
+        reward=row[4],
+        injected=[int(c[0]) for c in cands if c[1]],
+        credited=[int(c[0]) for c in cands if c[2]],
+    )
+
+
+def apply_outcome(
+    conn: Any,
+    task_id: str,
+    outcome: str,
+    reward: float,
+    used_ids: list[int] | None,
+    credit: Sequence[int],
+    alpha: float | None,
+) -> Outcome:
+    """Record the outcome of an unreported task, mark `credit`, and with `alpha` move their
+    Q as one statement. Inside the caller's write transaction."""
+    now = time.time()
+    credit = sorted(set(int(c) for c in credit))
+    updated = conn.execute(
+        "UPDATE tasks SET outcome = %s, reward = %s, used_ids = %s::jsonb, reported_at = %s "
+        "WHERE task_id = %s AND reward IS NULL RETURNING task_id",
+        (outcome, reward, None if used_ids is None else json.dumps(used_ids), now, task_id),
+    ).fetchone()
+    if updated is None:
+        raise InvalidInputError(f"task {task_id!r} already has an outcome")
+    if credit:
+        conn.execute(
+            "UPDATE task_candidates SET credited = true "
+            "WHERE task_id = %s AND memory_id = ANY(%s)",
+            (task_id, credit),
+        )
+    if alpha is not None and credit:
+        # Rows locked in id order: two outcomes crediting overlapping memories in
+        # different orders would otherwise deadlock.
+        rows = conn.execute(
+            "WITH target AS (SELECT id FROM memories WHERE id = ANY(%s) ORDER BY id FOR UPDATE) "
+            "UPDATE memories m SET q = m.q + %s * (%s - m.q), n_updates = m.n_updates + 1, "
+            "last_reward = %s, updated_at = %s FROM target WHERE m.id = target.id "
+            "RETURNING m.id, m.q",
+            (credit, alpha, reward, reward, now),
+        ).fetchall()
+        new_q = {int(r[0]): float(r[1]) for r in rows}
+    else:
+        new_q = q_of(conn, credit)
+    return Outcome(new_q, [m for m in credit if m not in new_q])
