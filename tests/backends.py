@@ -78,7 +78,8 @@ def query(store: Storage, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     if isinstance(store, SqliteStorage):
         return [tuple(r) for r in store._conn.execute(sql, args).fetchall()]
     with admin(store.url) as conn:  # type: ignore[attr-defined]
-        rows = conn.execute(sql.replace("?", "%s"), args).fetchall()
+        cur = conn.execute(sql.replace("?", "%s"), args)
+        rows = cur.fetchall() if cur.description is not None else []
     return [tuple(_as_sqlite(v) for v in r) for r in rows]
 
 

@@ -98,9 +98,9 @@ def apply_outcome(
     now = time.time()
     credit = sorted(set(int(c) for c in credit))
     updated = conn.execute(
-        "UPDATE tasks SET outcome = %s, reward = %s, used_ids = %s::jsonb, reported_at = %s "
+        "UPDATE tasks SET outcome = %s, reward = %s, used_ids = %s::jsonb "
         "WHERE task_id = %s AND reward IS NULL RETURNING task_id",
-        (outcome, reward, None if used_ids is None else json.dumps(used_ids), now, task_id),
+        (outcome, reward, None if used_ids is None else json.dumps(used_ids), task_id),
     ).fetchone()
     if updated is None:
         raise InvalidInputError(f"task {task_id!r} already has an outcome")
@@ -123,4 +123,12 @@ def apply_outcome(
         new_q = {int(r[0]): float(r[1]) for r in rows}
     else:
         new_q = q_of(conn, credit)
+    # Stamped after the memories' row locks are held (and on the server's clock): of two
+    # outcomes crediting one memory, the one applied first has the earlier reported_at, so
+    # the ledger in reported_at order replays to the stored Q.
+    conn.execute(
+        "UPDATE tasks SET reported_at = extract(epoch FROM clock_timestamp()) "
+        "WHERE task_id = %s",
+        (task_id,),
+    )
     return Outcome(new_q, [m for m in credit if m not in new_q])
