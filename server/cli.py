@@ -22,7 +22,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from memrl import Memory, MemoryConfig, MemrlError, default_db_path, open_memory
+from memrl import Memory, MemoryConfig, MemrlError, db_target, default_db_path, open_memory
+from memrl.paths import redact_url
 from memrl.transfer import export_jsonl, import_jsonl
 
 from .models import RecallOutput
@@ -48,7 +49,7 @@ def _namespace(args: argparse.Namespace) -> str:
 def settings_from(args: argparse.Namespace) -> ServerSettings:
     model_dir = args.model_dir or os.environ.get("MEMRL_MODEL_DIR")
     return ServerSettings(
-        db_path=Path(args.db).expanduser() if args.db else default_db_path(),
+        db_path=db_target(args.db),
         namespace=_namespace(args),
         memory=_config(args),
         model_dir=Path(model_dir) if model_dir else None,
@@ -59,7 +60,10 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="database file (env MEMRL_DB; default: the user data directory)")
+    p.add_argument(
+        "--db",
+        help="database file, or a postgresql:// URL (env MEMRL_DB; default: the user data directory)",
+    )
     p.add_argument("--namespace", help="memory scope (env MEMRL_NAMESPACE; default: this git repo)")
     p.add_argument(
         "--model-dir",
@@ -161,7 +165,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.http:
         check_bind(settings)
     server = build_server(settings)
-    log.info("memrl serving db=%s namespace=%s", settings.db_path, settings.namespace)
+    log.info("memrl serving db=%s namespace=%s", redact_url(str(settings.db_path)), settings.namespace)
     if args.http:
         anyio.run(serve_http, server, settings)
     else:

@@ -12,7 +12,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 @dataclass(frozen=True)
 class ServerSettings:
-    db_path: Path
+    db_path: Path | str  # a SQLite file, or a postgresql:// URL (memrl.db_target)
     namespace: str  # the default for calls that name none
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     model_dir: Path | None = None

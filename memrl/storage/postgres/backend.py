@@ -29,10 +29,11 @@ import numpy as np
 
 from ...config import MemoryConfig
 from ...errors import DatabaseError, InvalidInputError, ModelMismatchError
+from ...paths import redact_url
 from ..base import MemoryRow, NewMemory, NewTask, Outcome, TaskRow
 from ..sqlite.kernels import rank_exact
 from . import ledger, memories
-from .connection import connect, open_pool, redact_url
+from .connection import connect, open_pool
 from .migrations import apply_migrations
 
 # Extra neighbours fetched and ranked exactly, so ties at the k-th place resolve by id

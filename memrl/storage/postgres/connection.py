@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from ...errors import DatabaseError
+from ...paths import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,6 @@ def _driver() -> Any:
             f"(psycopg, psycopg-pool, pgvector); missing: {e.name}"
         ) from e
     return psycopg
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
 
 
 def connect(url: str, *, autocommit: bool = False) -> Any:

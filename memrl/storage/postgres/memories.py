@@ -221,9 +221,9 @@ def q_of(conn: Any, memory_ids: Sequence[int]) -> dict[int, float]:
 
 
 def page(conn: Any, namespace: str | None, after_id: int, limit: int) -> list[MemoryRow]:
-    if namespace is None:
-        sql, args = "id > %s", [after_id]
-    else:
+    args: list[Any] = [after_id]
+    sql = "id > %s"
+    if namespace is not None:
         sql, args = "namespace = %s AND id > %s", [namespace, after_id]
     rows = conn.execute(
         f"SELECT {COLUMNS} FROM memories WHERE {sql} ORDER BY id LIMIT %s", [*args, limit]
