@@ -29,6 +29,7 @@ from .models import (
 )
 from .runtime import MemoryRuntime
 from .settings import ServerSettings
+from .team import TeamServer, resolve, visible
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,6 +87,19 @@ async def _call(
         raise error("internal error in the memory server; details are in its log") from e
 
 
+def _namespace(
+    explicit: str | None,
+    default: str,
+    error: type[ToolError] | type[ResourceError] = ToolError,
+) -> str:
+    """The call's namespace: its argument, else the request's X-Memrl-Namespace header,
+    else the server's default; refused if the request's token does not cover it (team.py)."""
+    try:
+        return resolve(explicit, default)
+    except MemrlError as e:  # NamespaceNotAllowed, or an invalid namespace
+        raise error(str(e)) from e
+
+
 def build_server(
     settings: ServerSettings, embedder_factory: Callable[[], Embedder] | None = None
 ) -> MCPServer[MemoryRuntime]:
@@ -101,7 +115,7 @@ def build_server(
         finally:
             await anyio.to_thread.run_sync(runtime.release)
 
-    server: MCPServer[MemoryRuntime] = MCPServer(
+    server: MCPServer[MemoryRuntime] = TeamServer(
         name="memrl",
         title="MemRL memory",
         instructions=INSTRUCTIONS,
@@ -162,7 +176,7 @@ def _add_tools(
             ),
         ] = None,
     ) -> RecallOutput:
-        ns = namespace or default_ns
+        ns = _namespace(namespace, default_ns)
         result = await _call(runtime, lambda m: m.recall(task, ns, k=k))
         return RecallOutput.from_result(result)
 
@@ -198,7 +212,7 @@ def _add_tools(
         ] = None,
         namespace: NamespaceArg = None,
     ) -> OutcomeOutput:
-        ns = namespace or default_ns
+        ns = _namespace(namespace, default_ns)
         out = await _call(
             runtime,
             lambda m: m.report(
@@ -260,7 +274,7 @@ def _add_tools(
             dict[str, Any] | None, Field(description="Free-form JSON object")
         ] = None,
     ) -> StoreOutput:
-        ns = namespace or default_ns
+        ns = _namespace(namespace, default_ns)
         out = await _call(
             runtime,
             lambda m: m.store_experience(
@@ -298,19 +312,21 @@ def _add_resources(
         description="Per-namespace statistics: memories, mean Q, tasks, success rate, delta",
     )
     async def stats() -> str:
-        rows = await read(lambda m: m.stats())
+        rows = visible(await read(lambda m: m.stats()))
         return json.dumps([NamespaceStats(**r).model_dump() for r in rows], indent=2)
 
     @server.resource(
         "memrl://memory/{memory_id}",
         name="memory",
         mime_type="application/json",
-        description="One memory of this project's namespace by id, with its Q and statistics",
+        description="One memory of this project's namespace (the X-Memrl-Namespace header "
+        "over HTTP) by id, with its Q and statistics",
     )
     async def memory(memory_id: int) -> str:
-        row = await read(lambda m: m.get(int(memory_id), namespace))
+        ns = _namespace(None, namespace, ResourceError)
+        row = await read(lambda m: m.get(int(memory_id), ns))
         if row is None:
-            raise ResourceError(f"no memory with id {memory_id} in namespace {namespace!r}")
+            raise ResourceError(f"no memory with id {memory_id} in namespace {ns!r}")
         return MemoryDetail(
             **{k: getattr(row, k) for k in MemoryDetail.model_fields}
         ).model_dump_json(indent=2)

@@ -56,7 +56,13 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
         host=args.host,
         port=args.port,
         token=args.token or os.environ.get("MEMRL_HTTP_TOKEN") or None,
+        token_file=_token_file(args),
     )
+
+
+def _token_file(args: argparse.Namespace) -> Path | None:
+    value = args.token_file or os.environ.get("MEMRL_TOKEN_FILE")
+    return Path(value).expanduser() if value else None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -85,6 +91,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     p.add_argument("--token", help="bearer token required over HTTP (env MEMRL_HTTP_TOKEN)")
+    p.add_argument(
+        "--token-file",
+        help="HTTP tokens scoped to namespaces, one `TOKEN PATTERN...` per line "
+        "(env MEMRL_TOKEN_FILE; see README: Team memory)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

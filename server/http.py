@@ -1,4 +1,5 @@
-"""Streamable HTTP transport with an optional bearer token.
+"""Streamable HTTP transport with an optional bearer token (or a token file of tokens
+scoped to namespaces, team.py).
 
 Binding 127.0.0.1 needs no token. Binding any other address requires one (the server
 refuses to start without it), and with a token configured every request must carry
@@ -18,6 +19,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from memrl import MemrlError
 
 from .settings import ServerSettings
+from .team import EVERYTHING, ScopedTokenMiddleware, load_tokens
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class InsecureBindError(MemrlError):
 
 
 def check_bind(settings: ServerSettings) -> None:
-    if not settings.loopback and not settings.token:
+    if not settings.loopback and not (settings.token or settings.token_file):
         raise InsecureBindError(
             f"binding {settings.host} exposes the memory beyond this machine: set a bearer token "
             "with --token or MEMRL_HTTP_TOKEN, or bind 127.0.0.1"
@@ -71,6 +73,11 @@ def http_app(server: MCPServer[Any], settings: ServerSettings) -> Any:
     if not settings.loopback:  # the token, not the Host header, guards a public bind
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     app = server.streamable_http_app(transport_security=security, host=settings.host)
+    if settings.token_file:
+        tokens = load_tokens(settings.token_file)
+        if settings.token:
+            tokens[settings.token] = EVERYTHING
+        return ScopedTokenMiddleware(app, tokens)
     return BearerTokenMiddleware(app, settings.token) if settings.token else app
 
 

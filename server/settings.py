@@ -22,6 +22,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None  # bearer token for streamable HTTP
+    token_file: Path | None = None  # tokens scoped to namespaces (team.py)
 
     @property
     def loopback(self) -> bool:
