@@ -62,14 +62,25 @@ class PostgresTx:
         self._s = storage
         self.conn = conn
         self._writing = writing
+        self._namespaces: dict[str, tuple[str, float | None] | None] = {}
 
     # -- reads ------------------------------------------------------------------------------
 
+    def _namespace_row(self, namespace: str) -> tuple[str, float | None] | None:
+        """(model_id, delta) of a namespace, read once per read transaction: a recall asks
+        for both, and each statement is a round trip to the server."""
+        if self._writing or namespace not in self._namespaces:
+            self._namespaces[namespace] = memories.namespace_row(self.conn, namespace)
+        return self._namespaces[namespace]
+
     def check_model(self, namespace: str) -> None:
-        memories.check_model(self.conn, namespace, self._s.model_id)
+        row = self._namespace_row(namespace)
+        if row is not None:
+            memories.refuse_other_model(namespace, row[0], self._s.model_id)
 
     def namespace_delta(self, namespace: str) -> float | None:
-        return memories.namespace_delta(self.conn, namespace)
+        row = self._namespace_row(namespace)
+        return None if row is None or row[1] is None else float(row[1])
 
     def nearest_intents(
         self, query: np.ndarray, namespace: str, k: int
@@ -173,7 +184,9 @@ class PostgresStorage:
 
     @contextmanager
     def read(self) -> Iterator[PostgresTx]:
-        with self._connection() as conn, conn.transaction():
+        """Reads in autocommit, each statement on the newest committed data (as SQLite's
+        reads): no BEGIN and COMMIT round trips."""
+        with self._connection() as conn:
             yield PostgresTx(self, conn, writing=False)
 
     @contextmanager

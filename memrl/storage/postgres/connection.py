@@ -127,6 +127,7 @@ def open_pool(url: str, max_size: int) -> Any:
         min_size=1,
         max_size=max_size,
         configure=configure,
+        kwargs={"autocommit": True},  # reads run bare; a write() opens its own transaction
         open=False,
         name="memrl",
         timeout=30.0,

@@ -22,12 +22,18 @@ from .memories import q_of
 
 
 def record_task(conn: Any, model_id: str, task: NewTask) -> None:
-    """Log one recall (inside the caller's write transaction)."""
+    """Log one recall (inside the caller's write transaction), task and pool in one
+    statement: a round trip to the server costs more than the rows."""
+    cands = task.candidates
     inserted = conn.execute(
-        "INSERT INTO tasks(task_id, namespace, query, model_id, created_at, k1, k2, lam, "
-        "delta, epsilon, explored, selection_prob) VALUES "
+        "WITH t AS (INSERT INTO tasks(task_id, namespace, query, model_id, created_at, k1, k2, "
+        "lam, delta, epsilon, explored, selection_prob) VALUES "
         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (task_id) DO NOTHING RETURNING task_id",
+        "ON CONFLICT (task_id) DO NOTHING RETURNING task_id), "
+        "c AS (INSERT INTO task_candidates(task_id, memory_id, rank, similarity, q, score, "
+        "injected) SELECT t.task_id, u.* FROM t, unnest(%s::bigint[], %s::integer[], "
+        "%s::float8[], %s::float8[], %s::float8[], %s::boolean[]) AS u) "
+        "SELECT count(*) FROM t",
         (
             task.task_id,
             task.namespace,
@@ -41,46 +47,40 @@ def record_task(conn: Any, model_id: str, task: NewTask) -> None:
             task.epsilon,
             bool(task.explored),
             task.selection_prob,
+            [c.memory_id for c in cands],
+            [c.rank for c in cands],
+            [c.similarity for c in cands],
+            [c.q for c in cands],
+            [c.score for c in cands],
+            [bool(c.injected) for c in cands],
         ),
     ).fetchone()
-    if inserted is None:
+    if inserted[0] == 0:
         raise InvalidInputError(f"task id {task.task_id!r} is already used: pick a new one")
-    if not task.candidates:
-        return
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO task_candidates(task_id, memory_id, rank, similarity, q, score, "
-            "injected) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [
-                (task.task_id, c.memory_id, c.rank, c.similarity, c.q, c.score, bool(c.injected))
-                for c in task.candidates
-            ],
-        )
 
 
 def task(conn: Any, task_id: str, *, lock: bool = False) -> TaskRow | None:
     """The task with its injected and credited memories; `lock` holds its row until the
     transaction ends (a write transaction's read, see the module docstring)."""
     row = conn.execute(
-        "SELECT task_id, namespace, query, outcome, reward FROM tasks WHERE task_id = %s"
+        "SELECT task_id, namespace, query, outcome, reward, "
+        "ARRAY(SELECT memory_id FROM task_candidates c WHERE c.task_id = t.task_id "
+        "AND injected ORDER BY rank), "
+        "ARRAY(SELECT memory_id FROM task_candidates c WHERE c.task_id = t.task_id "
+        "AND credited ORDER BY rank) FROM tasks t WHERE task_id = %s"
         + (" FOR UPDATE" if lock else ""),
         (task_id,),
     ).fetchone()
     if row is None:
         return None
-    cands = conn.execute(
-        "SELECT memory_id, injected, credited FROM task_candidates WHERE task_id = %s "
-        "ORDER BY rank",
-        (task_id,),
-    ).fetchall()
     return TaskRow(
         task_id=row[0],
         namespace=row[1],
         query=row[2],
         outcome=row[3],
         reward=row[4],
-        injected=[int(c[0]) for c in cands if c[1]],
-        credited=[int(c[0]) for c in cands if c[2]],
+        injected=[int(m) for m in row[5]],
+        credited=[int(m) for m in row[6]],
     )
 
 
