@@ -191,6 +191,7 @@ class PostgresStorage:
 
     @contextmanager
     def write(self) -> Iterator[PostgresTx]:
+        """One transaction (BEGIN ... COMMIT), rolled back if the block raises."""
         with self._connection() as conn, conn.transaction():
             yield PostgresTx(self, conn, writing=True)
 
