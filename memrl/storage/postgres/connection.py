@@ -89,7 +89,7 @@ def ensure_vector_extension(conn: Any, url: str) -> None:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         except psycopg.errors.InsufficientPrivilege as e:
             raise DatabaseError(
-                f"the `vector` extension is not enabled in this database and user cannot "
+                f"the `vector` extension is not enabled in this database and this user cannot "
                 f"enable it: run `CREATE EXTENSION vector;` as a superuser in "
                 f"{redact_url(url)}"
             ) from e
