@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 
@@ -36,6 +35,7 @@ from memrl import Memory, MemoryConfig, retrieval
 from memrl.storage.postgres import PostgresStorage
 from memrl.storage.postgres.backend import PostgresTx
 
+from ..pgschema import fresh_schema, schema_url
 from . import agents as agent_run
 from . import build, measure
 
@@ -68,23 +68,10 @@ def finish_arguments(args: argparse.Namespace) -> None:
         args.pg_design = not args.quick
 
 
-def schema_url(dsn: str, schema: str) -> str:
-    options = quote(f"-csearch_path={schema},public")
-    return f"{dsn}{'&' if '?' in dsn else '?'}options={options}"
-
-
 def _admin(dsn: str) -> Any:
     import psycopg
 
     return psycopg.connect(dsn, autocommit=True)
-
-
-def fresh_schema(dsn: str, schema: str) -> str:
-    with _admin(dsn) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return schema_url(dsn, schema)
 
 
 # -- building a tier --------------------------------------------------------------------------

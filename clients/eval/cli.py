@@ -48,7 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--plot-dir", type=Path, help="directory for the PNG curves (default: --out)")
     p.add_argument("--json", type=Path, help="write the metrics here")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--db", help="a postgresql:// URL: each policy's memory in a fresh schema "
+                   "there instead of a SQLite file in --out")
     args = p.parse_args(argv)
+    if args.db and not args.db.lower().startswith(("postgresql://", "postgres://")):
+        p.error("--db takes a postgresql:// URL (SQLite files go in --out)")
     key = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}.get(args.agent)
     if key and not os.environ.get(key) and not args.base_url:
         p.error(f"--agent {args.agent} needs {key} in the environment")
@@ -123,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             suite = build(env, args, size, chat)
             try:
                 runs = asyncio.run(run_suite(suite, policies, size.epochs, args.seed,
-                                             args.out, progress=not args.no_progress))
+                                             args.out, progress=not args.no_progress,
+                                             db_url=args.db))
             finally:
                 suite.close()
             results[env] = {name: run.summary() for name, run in runs.items()}

@@ -42,7 +42,7 @@ class NoMemory:
         return 0
 
 
-def server_command(db: Path, flags: list[str], namespace: str) -> tuple[str, list[str]]:
+def server_command(db: Path | str, flags: list[str], namespace: str) -> tuple[str, list[str]]:
     """`memrl serve` from this interpreter's environment."""
     return sys.executable, ["-m", "memrl_server", "serve", "--db", str(db),
                             "--namespace", namespace, *flags]
@@ -51,7 +51,7 @@ def server_command(db: Path, flags: list[str], namespace: str) -> tuple[str, lis
 class McpMemory:
     """One `memrl serve` process over stdio, used through an MCP client session."""
 
-    def __init__(self, db: Path, flags: list[str], namespace: str = "eval",
+    def __init__(self, db: Path | str, flags: list[str], namespace: str = "eval",
                  errlog: TextIO | None = None) -> None:
         self.db = db
         self.flags = flags

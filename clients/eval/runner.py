@@ -1,4 +1,5 @@
-"""Runs every policy of a suite, each with a fresh database and its own `memrl serve`.
+"""Runs every policy of a suite, each with a fresh database (a SQLite file, or a schema of
+its own in a PostgreSQL database with --db postgresql://...) and its own `memrl serve`.
 
 The policies run concurrently in one event loop: each waits on its own server process
 most of the time. An attempt is synchronous code with no await inside, so attempts never
@@ -24,8 +25,17 @@ def fresh_db(path: Path) -> Path:
     return path
 
 
+def fresh_store(workdir: Path, name: str, db_url: str | None) -> Path | str:
+    """A new SQLite file in workdir, or (with a postgresql:// URL) a new schema there."""
+    if db_url is None:
+        return fresh_db(workdir / f"{name}.db")
+    from ..pgschema import fresh_schema, schema_name
+
+    return fresh_schema(db_url, schema_name(f"eval_{name}"))
+
+
 async def run_one(suite: Suite, policy: Policy, epochs: int, seed: int, workdir: Path,
-                  position: int, progress: bool) -> PolicyRun:
+                  position: int, progress: bool, db_url: str | None = None) -> PolicyRun:
     from tqdm import tqdm
 
     total = len(suite.train) * epochs + len(suite.held_out)
@@ -33,7 +43,7 @@ async def run_one(suite: Suite, policy: Policy, epochs: int, seed: int, workdir:
         memory: MemoryBackend = NoMemory()
         if policy.flags is not None:
             log = stack.enter_context(open(workdir / f"{suite.env}-{policy.name}.log", "w"))
-            db = fresh_db(workdir / f"{suite.env}-{policy.name}.db")
+            db = fresh_store(workdir, f"{suite.env}-{policy.name}", db_url)
             memory = await stack.enter_async_context(McpMemory(db, list(policy.flags), errlog=log))
         bar = stack.enter_context(
             tqdm(total=total, desc=f"{suite.env:>9} {policy.name:<9}", file=sys.stderr,
@@ -46,9 +56,10 @@ async def run_one(suite: Suite, policy: Policy, epochs: int, seed: int, workdir:
 
 
 async def run_suite(suite: Suite, policies: Sequence[Policy], epochs: int, seed: int,
-                    workdir: Path, progress: bool = True) -> dict[str, PolicyRun]:
+                    workdir: Path, progress: bool = True,
+                    db_url: str | None = None) -> dict[str, PolicyRun]:
     workdir.mkdir(parents=True, exist_ok=True)
     runs = await asyncio.gather(*(
-        run_one(suite, p, epochs, seed, workdir, i, progress) for i, p in enumerate(policies)
+        run_one(suite, p, epochs, seed, workdir, i, progress, db_url) for i, p in enumerate(policies)
     ))
     return {p.name: r for p, r in zip(policies, runs)}
