@@ -39,7 +39,7 @@ def team_server(backend: Backend, tmp_path: Path) -> Iterator[int]:
     )
     yield port
     proc.terminate()
-    proc.wait(10)
+    proc.wait(90)  # a server stopped while its model still loads waits for the load to end
     if proc.stderr:
         proc.stderr.close()
 
