@@ -28,7 +28,7 @@ import numpy as np
 from memrl import Memory, MemoryConfig, SqliteStorage, load_embedder
 from memrl.storage.sqlite.connection import connect
 
-from . import build, data, measure, page_cache
+from . import build, data, measure, page_cache, pg_report
 from . import postgres as pg_tier
 
 TIERS = {
@@ -427,7 +427,7 @@ def render(out: dict[str, Any]) -> str:
                 f"{pt['index_bytes_per_row']:>11.0f} {pt['sqlite_vec_bytes_per_row']:>10.0f}"
             )
     if out.get("postgres"):
-        lines += pg_tier.render(out["postgres"], out["tiers"])
+        lines += pg_report.render(out["postgres"], out["tiers"])
     lines.append("")
     lines.append("targets:")
     for key, c in out.get("targets", {}).items():
