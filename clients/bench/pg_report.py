@@ -60,6 +60,14 @@ def _render_design(d: dict[str, Any]) -> list[str]:
             f"recall@10 {r['recall_at_10']:.3f}, p50 {r['p50_ms']:.2f} ms"
         )
     lines.append(f"    plan for a small namespace: {scan['plan']}")
+    forced = d.get("iterative_scan_forced") or {}
+    for mode in ("off", "relaxed_order", "strict_order"):
+        if mode in forced:
+            r = forced[mode]
+            lines.append(
+                f"    forced HNSW, iterative_scan {mode:<13}: rows {r['mean_rows']:.1f} of 10, "
+                f"recall@10 {r['recall_at_10']:.3f}, p50 {r['p50_ms']:.2f} ms"
+            )
     for key, r in (d.get("hnsw_params") or {}).items():
         lines.append(f"    {key}: build {r['build_s']} s, p50 {r['p50_ms']:.2f} ms, recall@10 {r['recall_at_10']:.3f}")
     return lines

@@ -190,7 +190,7 @@ def exact_top(tier: PgTier, qvecs: np.ndarray, ns: int, k: int) -> list[list[int
 
 
 @contextmanager
-def session(storage: PostgresStorage, **settings: Any) -> Any:
+def session(storage: Any, **settings: Any) -> Any:
     """A read transaction of the backend with session settings changed for its duration."""
     with storage.read() as tx, tx.conn.transaction():
         for name, value in settings.items():
@@ -198,7 +198,7 @@ def session(storage: PostgresStorage, **settings: Any) -> Any:
         yield tx
 
 
-def search_quality(storage: PostgresStorage, tier: PgTier, qvecs: np.ndarray, ns: int,
+def search_quality(storage: Any, tier: PgTier, qvecs: np.ndarray, ns: int,
                    budget: float, **settings: Any) -> dict[str, Any]:
     """nearest_intents (k = 10) latency, rows returned and recall@5/@10 against exact."""
     truth = exact_top(tier, qvecs, ns, 10)
@@ -277,26 +277,65 @@ def design(storage: PostgresStorage, tier: PgTier, qvecs: np.ndarray, budget: fl
         for ef in (40, 100, 200)
     }
     say("  hnsw.iterative_scan on small namespaces ...")
+    out["iterative_scan"] = scan_modes(storage, tier, qvecs, budget)
+    out["iterative_scan"]["plan"] = _plan(storage, qvecs[0], _namespace(1))
+    say("  hnsw.iterative_scan with the HNSW index forced on small namespaces ...")
+    out["iterative_scan_forced"] = forced_scan_modes(storage, tier, qvecs, budget)
+    if hnsw:
+        out["hnsw_params"] = hnsw_params(storage, tier, qvecs, budget, say)
+    return out
+
+
+def scan_modes(storage: Any, tier: PgTier, qvecs: np.ndarray,
+               budget: float) -> dict[str, Any]:
+    """Each iterative_scan mode over the small namespaces (rows returned, recall, p50)."""
     small = 1 + np.arange(len(qvecs)) % SMALL_NAMESPACES
-    out["iterative_scan"] = {}
+    out: dict[str, Any] = {}
     for mode in ("off", "relaxed_order", "strict_order"):
         per_ns = [
             search_quality(storage, tier, qvecs[small == j][:20], int(j), budget / 10,
                            **{"hnsw.iterative_scan": mode})
             for j in range(1, SMALL_NAMESPACES + 1)
         ]
-        out["iterative_scan"][mode] = {
+        out[mode] = {
             "p50_ms": round(float(np.median([r["p50_ms"] for r in per_ns])), 3),
             "mean_rows": round(float(np.mean([r["mean_rows"] for r in per_ns])), 2),
             "recall_at_10": round(float(np.mean([r["recall_at_10"] for r in per_ns])), 4),
         }
-    out["iterative_scan"]["plan"] = _plan(storage, qvecs[0], _namespace(1))
-    if hnsw:
-        out["hnsw_params"] = hnsw_params(storage, tier, qvecs, budget, say)
     return out
 
 
-def _plan(storage: PostgresStorage, q: np.ndarray, ns: str) -> str:
+def forced_scan_modes(storage: PostgresStorage, tier: PgTier, qvecs: np.ndarray,
+                      budget: float) -> dict[str, Any]:
+    """scan_modes with the namespace's btree paths dropped inside a transaction that is
+    rolled back: the planner must search a 1k-intent namespace through the HNSW index, as
+    it may for a namespace whose share of the table it misjudges."""
+    import psycopg
+
+    with storage.read() as tx:
+        out: dict[str, Any] = {}
+        try:
+            with tx.conn.transaction():
+                tx.conn.execute("ALTER TABLE intents DROP CONSTRAINT intents_namespace_key_key")
+                tx.conn.execute("DROP INDEX intents_namespace")
+                out = scan_modes(storage_on(storage, tx.conn), tier, qvecs, budget)
+                out["plan"] = _plan(storage_on(storage, tx.conn), qvecs[0], _namespace(1))
+                raise psycopg.Rollback()
+        except psycopg.Rollback:
+            pass
+    return out
+
+
+class storage_on:  # noqa: N801 - a PostgresStorage whose reads use one given connection
+    def __init__(self, storage: PostgresStorage, conn: Any) -> None:
+        self._s, self._conn = storage, conn
+
+    @contextmanager
+    def read(self) -> Any:
+        yield PostgresTx(self._s, self._conn, writing=False)
+
+
+def _plan(storage: Any, q: np.ndarray, ns: str) -> str:
     """The scan PostgreSQL picks for a small namespace's search (index name)."""
     with storage.read() as tx:
         rows = tx.conn.execute(
