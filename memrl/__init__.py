@@ -1,4 +1,5 @@
-"""memrl: episodic memory that learns which past experiences help (MemRL), on SQLite + sqlite-vec.
+"""memrl: episodic memory that learns which past experiences help (MemRL), on SQLite +
+sqlite-vec, or PostgreSQL + pgvector for a team.
 
 The core library: storage, embeddings, two-phase retrieval and outcome learning. It has no
 MCP dependency; the MCP server (memrl_server) and the CLI are thin layers over `Memory`.
@@ -28,7 +29,7 @@ from .memory import (
     RecallResult,
     StoreResult,
 )
-from .paths import default_db_path
+from .paths import db_target, default_db_path
 from .storage import SqliteStorage, Storage, open_storage
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "StoreResult",
     "UnknownMemoryError",
     "UnknownTaskError",
+    "db_target",
     "default_db_path",
     "load_embedder",
     "open_memory",
@@ -63,7 +65,8 @@ def open_memory(
     config: MemoryConfig | None = None,
     embedder: Embedder | None = None,
 ) -> Memory:
-    """A Memory on `db_path` (default: the user's data directory) with the local model."""
+    """A Memory on `db_path` (a SQLite file or a `postgresql://` URL; default: MEMRL_DB,
+    else a file in the user's data directory) with the local model."""
     embedder = embedder or load_embedder()
-    storage = open_storage(db_path or default_db_path(), embedder.dim, embedder.model_id)
+    storage = open_storage(db_target(db_path), embedder.dim, embedder.model_id)
     return Memory(storage, embedder, config)

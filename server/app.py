@@ -33,6 +33,7 @@ from .models import (
 from .runtime import MemoryRuntime
 from .settings import ServerSettings
 from .stdio import serve_stdio
+from .team import TeamServer, resolve, visible
 from .version import version
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,22 @@ async def _call(
         raise error("internal error in the memory server; details are in its log") from e
 
 
-class MemrlServer(MCPServer[MemoryRuntime]):
-    """MCPServer whose argument errors read like the core's (see argument_errors)."""
+def _namespace(
+    explicit: str | None,
+    default: str,
+    error: type[ToolError] | type[ResourceError] = ToolError,
+) -> str:
+    """The call's namespace: its argument, else the request's X-Memrl-Namespace header,
+    else the server's default; refused if the request's token does not cover it (team.py)."""
+    try:
+        return resolve(explicit, default)
+    except MemrlError as e:  # NamespaceNotAllowed, or an invalid namespace
+        raise error(str(e)) from e
+
+
+class MemrlServer(TeamServer):
+    """The MCP server: each call's namespace scope from its request (TeamServer, team.py),
+    argument errors that read like the core's (argument_errors), a forgiving stdio loop."""
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
@@ -203,7 +218,7 @@ def _add_tools(
             ),
         ] = None,
     ) -> Annotated[CallToolResult, RecallOutput]:
-        ns = namespace or default_ns
+        ns = _namespace(namespace, default_ns)
         result = await _call(runtime, lambda m: m.recall(task, ns, k=k))
         output = RecallOutput.from_result(result)
         if budget is None:
@@ -256,7 +271,7 @@ def _add_tools(
         ] = None,
         namespace: NamespaceArg = None,
     ) -> OutcomeOutput:
-        ns = namespace or default_ns
+        ns = _namespace(namespace, default_ns)
         out = await _call(
             runtime,
             lambda m: m.report(
@@ -318,7 +333,7 @@ def _add_tools(
             dict[str, Any] | None, Field(description="Free-form JSON object")
         ] = None,
     ) -> StoreOutput:
-        ns = namespace or default_ns
+        ns = _namespace(namespace, default_ns)
         out = await _call(
             runtime,
             lambda m: m.store_experience(
@@ -357,19 +372,21 @@ def _add_resources(
         "similarity gate delta that recall applies",
     )
     async def stats() -> str:
-        rows = await read(lambda m: m.stats())
+        rows = visible(await read(lambda m: m.stats()))
         return json.dumps([NamespaceStats(**r).model_dump() for r in rows], indent=2)
 
     @server.resource(
         "memrl://memory/{memory_id}",
         name="memory",
         mime_type="application/json",
-        description="One memory of this project's namespace by id, with its Q and statistics",
+        description="One memory of this project's namespace (the X-Memrl-Namespace header "
+        "over HTTP) by id, with its Q and statistics",
     )
     async def memory(memory_id: int) -> str:
-        row = await read(lambda m: m.get(int(memory_id), namespace))
+        ns = _namespace(None, namespace, ResourceError)
+        row = await read(lambda m: m.get(int(memory_id), ns))
         if row is None:
-            raise ResourceError(f"no memory with id {memory_id} in namespace {namespace!r}")
+            raise ResourceError(f"no memory with id {memory_id} in namespace {ns!r}")
         return MemoryDetail(
             **{k: getattr(row, k) for k in MemoryDetail.model_fields}
         ).model_dump_json(indent=2)

@@ -59,7 +59,9 @@ class Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--db", metavar="FILE", help="database file (env MEMRL_DB; default: user data folder)"
+        "--db",
+        metavar="FILE|URL",
+        help="database file, or a postgresql:// URL (env MEMRL_DB; default: user data folder)",
     )
     p.add_argument(
         "--log-level",
@@ -117,6 +119,12 @@ def _serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     p.add_argument("--token", help="bearer token required over HTTP (env MEMRL_HTTP_TOKEN)")
+    p.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="HTTP tokens scoped to namespaces, one `TOKEN PATTERN...` per line "
+        "(env MEMRL_TOKEN_FILE; see README: Team memory)",
+    )
 
 
 def _recall(sub: argparse._SubParsersAction) -> None:

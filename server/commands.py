@@ -28,7 +28,7 @@ Command = Callable[[argparse.Namespace, ServerSettings, Memory], None]
 
 def open_cli_memory(settings: ServerSettings, *, create: bool) -> Memory:
     path = settings.db_path
-    if not create and not path.exists():
+    if not create and isinstance(path, Path) and not path.exists():
         raise DatabaseError(
             f"no database at {str(path)!r}: nothing has been stored there yet (a store or a "
             "recall creates it); pass --db to use another file"

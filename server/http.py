@@ -1,4 +1,5 @@
-"""Streamable HTTP transport with an optional bearer token.
+"""Streamable HTTP transport with an optional bearer token (or a token file of tokens
+scoped to namespaces, team.py).
 
 Binding 127.0.0.1 needs no token. Binding any other address requires one (the server
 refuses to start without it), and with a token configured every request must carry
@@ -33,6 +34,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from memrl import MemrlError
 
 from .settings import ServerSettings
+from .team import ACCESS_KEY, EVERYTHING, Access, load_tokens
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,8 @@ NO_OAUTH = {
 }
 UNAUTHORIZED = {
     "error": "missing or wrong bearer token: send the header Authorization: Bearer <token> "
-    "(the token given to memrl serve with --token or MEMRL_HTTP_TOKEN)"
+    "(the token given to memrl serve with --token or MEMRL_HTTP_TOKEN, or one of its "
+    "--token-file)"
 }
 
 
@@ -72,11 +75,20 @@ async def _respond(send: Any, status: int, body: dict[str, str], extra: list[Any
 
 
 class BearerTokenMiddleware:
-    """ASGI middleware: refuse HTTP requests without the configured bearer token."""
+    """ASGI middleware: refuse HTTP requests without a known bearer token, and hand the
+    token's namespace access (team.py) to the tools. `--token` is one token for every
+    namespace; a token file adds tokens scoped to namespaces."""
 
-    def __init__(self, app: Any, token: str) -> None:
+    def __init__(self, app: Any, tokens: dict[str, Access]) -> None:
         self.app = app
-        self._expected = token.encode()
+        self._tokens = [(t.encode(), a) for t, a in tokens.items()]
+
+    def _access(self, given: bytes) -> Access | None:
+        found = None
+        for token, access in self._tokens:  # compare with every token: constant time
+            if hmac.compare_digest(given, token):
+                found = access
+        return found
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -86,13 +98,14 @@ class BearerTokenMiddleware:
         if any(path == p or path.startswith(p + "/") for p in OAUTH_PATHS):
             await _respond(send, 404, NO_OAUTH, [])
             return
-        given = (_bearer(scope.get("headers") or []) or "").encode()
-        if not hmac.compare_digest(given, self._expected):
+        access = self._access((_bearer(scope.get("headers") or []) or "").encode())
+        if access is None:
             # A scheme name that is not Bearer: the challenge RFC 9110 asks of a 401,
             # without the OAuth hint MCP clients act on.
             challenge = (b"www-authenticate", b'Token realm="memrl"')
             await _respond(send, 401, UNAUTHORIZED, [challenge])
             return
+        scope.setdefault("state", {})[ACCESS_KEY] = access
         await self.app(scope, receive, send)
 
 
@@ -105,7 +118,7 @@ class BindError(MemrlError):
 
 
 def check_bind(settings: ServerSettings) -> None:
-    if not settings.loopback and not settings.token:
+    if not settings.loopback and not (settings.token or settings.token_file):
         raise InsecureBindError(
             f"binding {settings.host} exposes the memory beyond this machine: set a bearer token "
             "with --token or MEMRL_HTTP_TOKEN, or bind 127.0.0.1"
@@ -143,7 +156,10 @@ def http_app(server: MCPServer[Any], settings: ServerSettings) -> Any:
     if not settings.loopback:  # the token, not the Host header, guards a public bind
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     app = server.streamable_http_app(transport_security=security, host=settings.host)
-    return BearerTokenMiddleware(app, settings.token) if settings.token else app
+    tokens = load_tokens(settings.token_file) if settings.token_file else {}
+    if settings.token:
+        tokens[settings.token] = EVERYTHING
+    return BearerTokenMiddleware(app, tokens) if tokens else app
 
 
 async def serve_http(server: MCPServer[Any], settings: ServerSettings) -> None:

@@ -84,7 +84,7 @@ class MemoryRuntime:
                 "memory ready in %.2fs (model %s, db %s, %d search rows of %r in memory)",
                 self.load_seconds,
                 embedder.model_id,
-                self.settings.db_path,
+                storage.target,
                 rows,
                 self.settings.namespace,
             )

@@ -4,11 +4,12 @@ This is the only place that reads the environment; the core (memrl/) reads none.
 
 | variable | flag | meaning |
 |---|---|---|
-| MEMRL_DB | --db | database file |
+| MEMRL_DB | --db | database file, or a postgresql:// URL |
 | MEMRL_NAMESPACE | --namespace | default namespace (else derived from the git repository) |
 | MEMRL_MODEL_DIR | --model-dir | a directory with model.onnx + tokenizer.json |
 | MEMRL_ALLOW_DOWNLOAD=1 | | let fastembed download its model if the packaged one is missing |
 | MEMRL_HTTP_TOKEN | --token | bearer token for --http |
+| MEMRL_TOKEN_FILE | --token-file | tokens scoped to namespaces, for a team server |
 | MEMRL_LOG_LEVEL | --log-level | DEBUG, INFO, WARNING or ERROR |
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memrl import InvalidInputError, MemoryConfig, default_db_path
+from memrl import InvalidInputError, MemoryConfig, db_target
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -28,7 +29,7 @@ CONFIG_FLAGS = ("alpha", "lam", "q_init", "k1", "k2", "delta", "epsilon")
 
 @dataclass(frozen=True)
 class ServerSettings:
-    db_path: Path
+    db_path: Path | str  # a SQLite file, or a postgresql:// URL (memrl.db_target)
     namespace: str  # the default for calls that name none
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     model_dir: Path | None = None
@@ -37,6 +38,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None  # bearer token for streamable HTTP
+    token_file: Path | None = None  # tokens scoped to namespaces (team.py)
     log_level: str = "INFO"
 
     @property
@@ -71,8 +73,9 @@ def settings_from(
     model_dir = getattr(args, "model_dir", None) or environ.get("MEMRL_MODEL_DIR")
     namespace = getattr(args, "namespace", None) or environ.get("MEMRL_NAMESPACE")
     token = getattr(args, "token", None) or environ.get("MEMRL_HTTP_TOKEN")
+    token_file = getattr(args, "token_file", None) or environ.get("MEMRL_TOKEN_FILE")
     return ServerSettings(
-        db_path=Path(db).expanduser() if db else default_db_path(),
+        db_path=db_target(db),
         namespace=namespace or namespace_of_cwd(),
         memory=memory_config(args),
         model_dir=Path(model_dir).expanduser() if model_dir else None,
@@ -80,5 +83,6 @@ def settings_from(
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 8765),
         token=token or None,
+        token_file=Path(token_file).expanduser() if token_file else None,
         log_level=log_level(args, environ),
     )

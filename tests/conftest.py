@@ -1,4 +1,5 @@
-"""Shared fixtures: a real temporary SQLite file, a fake embedder, table snapshots."""
+"""Shared fixtures: a real temporary store (a SQLite file, or a PostgreSQL schema in the
+conformance suite), a fake embedder, table snapshots."""
 
 from __future__ import annotations
 
@@ -8,10 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import BACKENDS, Backend, query, table_snapshot
 from fake_embedder import FakeEmbedder
 from needs import require_java
 
-from memrl import Embedder, Memory, MemoryConfig, SqliteStorage, load_embedder
+from memrl import Embedder, Memory, MemoryConfig, Storage, load_embedder, open_storage
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The conformance suite (tests/test_conformance_*.py) runs on every backend; other
+    tests use the SQLite file."""
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "backend" in metafunc.fixturenames and module.startswith("test_conformance"):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -21,23 +31,30 @@ def real_model() -> Embedder:
 
 
 @pytest.fixture
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    place = Backend(getattr(request, "param", "sqlite"), tmp_path)
+    yield place
+    place.close()
+
+
+@pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "memrl.db"
 
 
 @pytest.fixture
-def open_memory(db_path: Path) -> Iterator[Callable[..., Memory]]:
-    """Factory: a Memory on the test's database file; every store it opens is closed afterwards."""
-    stores: list[SqliteStorage] = []
+def open_memory(backend: Backend) -> Iterator[Callable[..., Memory]]:
+    """Factory: a Memory on the test's store; every store it opens is closed afterwards."""
+    stores: list[Storage] = []
 
     def make(
         embedder: Any = None,
         config: MemoryConfig | None = None,
         seed: int | None = 0,
-        path: Path | None = None,
+        path: Path | str | None = None,
     ) -> Memory:
         embedder = embedder or FakeEmbedder()
-        store = SqliteStorage(path or db_path, embedder.dim, embedder.model_id)
+        store = open_storage(path or backend.target, embedder.dim, embedder.model_id)
         stores.append(store)
         rng = None if seed is None else random.Random(seed)
         return Memory(store, embedder, config, rng=rng)
@@ -48,33 +65,13 @@ def open_memory(db_path: Path) -> Iterator[Callable[..., Memory]]:
 
 
 @pytest.fixture
-def snapshot() -> Callable[[SqliteStorage], dict[str, Any]]:
+def snapshot() -> Callable[[Storage], dict[str, Any]]:
     return table_snapshot
 
 
 @pytest.fixture
 def sql() -> Callable[..., list[tuple[Any, ...]]]:
     return query
-
-
-def table_snapshot(store: SqliteStorage) -> dict[str, Any]:
-    """Every row of every table (vector shadow tables included) and the schema version."""
-    conn = store._conn
-    names = [
-        r[0]
-        for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND (name NOT LIKE 'sqlite%' OR name = 'sqlite_sequence') ORDER BY name"
-        )
-    ]
-    snap: dict[str, Any] = {n: sorted(map(repr, conn.execute(f'SELECT * FROM "{n}"'))) for n in names}
-    snap["user_version"] = conn.execute("PRAGMA user_version").fetchone()[0]
-    return snap
-
-
-def query(store: SqliteStorage, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in store._conn.execute(sql, args).fetchall()]
-
 
 
 @pytest.fixture

@@ -29,7 +29,8 @@ import numpy as np
 from memrl import Memory, MemoryConfig, SqliteStorage, load_embedder
 from memrl.storage.sqlite.connection import connect
 
-from . import build, data, measure, page_cache
+from . import build, data, measure, page_cache, pg_report
+from . import postgres as pg_tier
 
 TIERS = {
     "10k": (None, 1),  # the real-model tier (size from --n-real)
@@ -63,6 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--markdown", type=Path, help="also write the tables as Markdown to this file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("--hooks", action="store_true", help="measure `memrl hook` latency only")
+    pg_tier.add_arguments(p)
     args = p.parse_args(argv)
     quick = args.quick
     args.tiers = [t.strip() for t in (args.tiers or ("10k" if quick else ",".join(TIERS))).split(",")]
@@ -76,6 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.workdir = args.workdir or build.workdir_default()
     curve = args.curve or ("none" if quick else "1000,3000,10000,30000,100000,300000,1000000")
     args.curve = [] if curve == "none" else [int(float(x)) for x in curve.split(",")]
+    pg_tier.finish_arguments(args)
     return args
 
 
@@ -173,6 +176,8 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, An
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({**out, "partial": True}, indent=2, default=float))
 
+    if args.postgres:
+        out["postgres"] = pg_tier.run(args, embedder, vecs, texts, qtexts, qvecs, config, say)
     if args.curve:
         say("cost curve (index tables only, one namespace) ...")
         anchors_n = max(args.curve)
@@ -423,6 +428,8 @@ def render(out: dict[str, Any]) -> str:
                 f"{pt['sqlite_vec']['p50_ms']:>10.2f} | {pt['numpy']['p50_ms']:>7.2f} | "
                 f"{pt['index_bytes_per_row']:>11.0f} {pt['sqlite_vec_bytes_per_row']:>10.0f}"
             )
+    if out.get("postgres"):
+        lines += pg_report.render(out["postgres"], out["tiers"])
     lines.append("")
     lines.append("targets:")
     for key, c in out.get("targets", {}).items():

@@ -88,12 +88,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="write the metrics here (a matrix: the aggregate; each run's own JSON "
                    "goes to --out/seed<S>-bank<B>/eval.json)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--db", help="a postgresql:// URL: each policy's memory in a fresh schema "
+                   "there instead of a SQLite file in --out")
     args = p.parse_args(argv)
     check_args(p, args)
     return args
 
 
 def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.db and not args.db.lower().startswith(("postgresql://", "postgres://")):
+        p.error("--db takes a postgresql:// URL (SQLite files go in --out)")
     key = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}.get(args.agent)
     if key and not os.environ.get(key) and not args.base_url:
         p.error(f"--agent {args.agent} needs {key} in the environment")
@@ -188,7 +192,7 @@ def run_once(args: argparse.Namespace, seed: int, bank: float, out: Path, plot_d
         suite = build(env, args, seed, bank, size, chat)
         try:
             runs = asyncio.run(run_suite(suite, policies, seed, out, progress=not args.no_progress,
-                                         server_python=args.server_python))
+                                         server_python=args.server_python, db_url=args.db))
         finally:
             suite.close()
         if env == late.ENV:

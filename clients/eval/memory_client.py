@@ -42,9 +42,10 @@ class NoMemory:
         return 0
 
 
-def server_command(db: Path, flags: list[str], namespace: str,
+def server_command(db: Path | str, flags: list[str], namespace: str,
                    python: str | None = None) -> tuple[str, list[str]]:
-    """`memrl serve` run by `python` (default: this interpreter, so this checkout's server)."""
+    """`memrl serve` run by `python` (default: this interpreter, so this checkout's server)
+    over `db`, a SQLite file or a postgresql:// URL."""
     return python or sys.executable, ["-m", "memrl_server", "serve", "--db", str(db),
                                       "--namespace", namespace, *flags]
 
@@ -52,7 +53,7 @@ def server_command(db: Path, flags: list[str], namespace: str,
 class McpMemory:
     """One `memrl serve` process over stdio, used through an MCP client session."""
 
-    def __init__(self, db: Path, flags: list[str], namespace: str = "eval",
+    def __init__(self, db: Path | str, flags: list[str], namespace: str = "eval",
                  errlog: TextIO | None = None, python: str | None = None) -> None:
         self.db = db
         self.flags = flags

@@ -1,4 +1,5 @@
-"""Runs every policy of a suite, each with a fresh database and its own `memrl serve`.
+"""Runs every policy of a suite, each with a fresh database (a SQLite file, or a schema of
+its own in a PostgreSQL database with --db postgresql://...) and its own `memrl serve`.
 
 The policies run concurrently in one event loop: each waits on its own server process
 most of the time. An attempt is synchronous code with no await inside, so attempts never
@@ -25,6 +26,15 @@ def fresh_db(path: Path) -> Path:
     return path
 
 
+def fresh_store(workdir: Path, name: str, db_url: str | None) -> Path | str:
+    """A new SQLite file in workdir, or (with a postgresql:// URL) a new schema there."""
+    if db_url is None:
+        return fresh_db(workdir / f"{name}.db")
+    from ..pgschema import fresh_schema, schema_name
+
+    return fresh_schema(db_url, schema_name(f"eval_{name}"))
+
+
 async def background_db(suite: Suite, workdir: Path, server_python: str | None) -> Path | None:
     """The suite's background memories stored once, by the server under test, into a
     database that every policy's database starts as a copy of (the same ids for every
@@ -49,7 +59,8 @@ def copy_db(template: Path | None, db: Path) -> None:
 
 
 async def run_one(suite: Suite, policy: Policy, seed: int, workdir: Path, position: int,
-                  progress: bool, server_python: str | None, template: Path | None) -> PolicyRun:
+                  progress: bool, server_python: str | None, template: Path | None,
+                  db_url: str | None = None) -> PolicyRun:
     from tqdm import tqdm
 
     epochs = suite.epochs
@@ -58,11 +69,15 @@ async def run_one(suite: Suite, policy: Policy, seed: int, workdir: Path, positi
         memory: MemoryBackend = NoMemory()
         if policy.flags is not None:
             log = stack.enter_context(open(workdir / f"{suite.env}-{policy.name}.log", "w"))
-            db = fresh_db(workdir / f"{suite.env}-{policy.name}.db")
-            copy_db(template, db)
+            db = fresh_store(workdir, f"{suite.env}-{policy.name}", db_url)
             flags = [*policy.flags, *suite.server_flags]
+            if db_url is None:
+                copy_db(template, db)
             memory = await stack.enter_async_context(
                 McpMemory(db, flags, errlog=log, python=server_python))
+            if db_url is not None:  # a schema is not a file to copy: store the background
+                for draft in suite.background:
+                    await memory.store(draft)
         bar = stack.enter_context(
             tqdm(total=total, desc=f"{suite.env:>9} {policy.name:<9}", file=sys.stderr,
                  disable=not progress, position=position, leave=True, dynamic_ncols=True)
@@ -74,16 +89,17 @@ async def run_one(suite: Suite, policy: Policy, seed: int, workdir: Path, positi
 
 
 async def run_suite(suite: Suite, policies: Sequence[Policy], seed: int, workdir: Path,
-                    progress: bool = True, server_python: str | None = None
-                    ) -> dict[str, PolicyRun]:
+                    progress: bool = True, server_python: str | None = None,
+                    db_url: str | None = None) -> dict[str, PolicyRun]:
     """`server_python`: the interpreter that runs `memrl serve` (default: this one), e.g. the
-    venv of another checkout, to measure an older server with this client."""
+    venv of another checkout, to measure an older server with this client. `db_url`: each
+    policy's memory in a fresh schema of this PostgreSQL database instead of a SQLite file."""
     workdir.mkdir(parents=True, exist_ok=True)
     template = None
-    if any(p.flags is not None for p in policies):
+    if db_url is None and any(p.flags is not None for p in policies):
         template = await background_db(suite, workdir, server_python)
     runs = await asyncio.gather(*(
-        run_one(suite, p, seed, workdir, i, progress, server_python, template)
+        run_one(suite, p, seed, workdir, i, progress, server_python, template, db_url)
         for i, p in enumerate(policies)
     ))
     return {p.name: r for p, r in zip(policies, runs)}

@@ -1,10 +1,12 @@
-"""Storage backends behind one interface (base.py): the embedded SQLite file by default."""
+"""Storage backends behind one interface (base.py): the embedded SQLite file by default,
+PostgreSQL with pgvector for a team (a `postgresql://` URL)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import MemrlError
+from ..paths import is_postgres_url
 from .base import MemoryRow, NewMemory, NewTask, Outcome, PoolRow, Storage, TaskCandidate, TaskRow
 from .sqlite import SqliteStorage
 
@@ -19,18 +21,27 @@ __all__ = [
     "TaskCandidate",
     "TaskRow",
     "explain",
+    "is_postgres_url",
     "open_storage",
 ]
 
 
 def open_storage(target: str | Path, dim: int, model_id: str) -> Storage:
-    """The storage at `target`: a SQLite file path."""
-    return SqliteStorage(target, dim, model_id)
+    """The storage at `target`: a PostgreSQL URL (`postgresql://user@host:5432/db`, or
+    `postgres://`), otherwise a SQLite file path."""
+    if is_postgres_url(target):
+        from .postgres import PostgresStorage  # psycopg is an optional dependency
+
+        return PostgresStorage(str(target), dim, model_id)
+    return SqliteStorage(Path(target).expanduser() if isinstance(target, str) else target, dim, model_id)
 
 
 def explain(error: BaseException, target: str | Path) -> MemrlError | None:
     """A failure of the storage at `target` as an error that says what to do, or None when
-    it is not one the person can act on (an internal error)."""
+    it is not one the person can act on (an internal error). PostgreSQL's connection errors
+    are explained where they happen (postgres/connection.py)."""
+    if is_postgres_url(target):
+        return None
     from .sqlite.failures import explain as explain_sqlite
 
     return explain_sqlite(error, target)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from .locations import Locations, private_dir
+from .locations import Locations, database_path, private_dir
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 WATCH_INTERVAL = 1.0  # seconds between idle / socket checks
@@ -35,7 +35,7 @@ WATCH_INTERVAL = 1.0  # seconds between idle / socket checks
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    loc = Locations(Path(args.db) if args.db else None, Path(args.home))
+    loc = Locations(database_path(args.db) if args.db else None, Path(args.home))
     loc.ensure_home()
     lock = _take_lock(loc.lock)
     if lock is None:

@@ -17,11 +17,15 @@ from pathlib import Path
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux, 104 on macOS
 
 
-def database_path(explicit: str | None) -> Path | None:
-    """`--db`, else MEMRL_DB, resolved; None for the default database (the daemon finds it
-    the way `memrl serve` does)."""
+def database_path(explicit: str | None) -> Path | str | None:
+    """`--db`, else MEMRL_DB: a file path, resolved, or a PostgreSQL URL as given; None for
+    the default database (the daemon finds it the way `memrl serve` does)."""
     chosen = explicit or os.environ.get("MEMRL_DB")
-    return Path(chosen).expanduser().resolve() if chosen else None
+    if not chosen:
+        return None
+    if chosen.lower().startswith(("postgresql://", "postgres://")):
+        return chosen
+    return Path(chosen).expanduser().resolve()
 
 
 def hook_home() -> Path:
@@ -43,7 +47,7 @@ def hook_home() -> Path:
 class Locations:
     """The files of the daemon serving one database."""
 
-    def __init__(self, db: Path | None, home: Path) -> None:
+    def __init__(self, db: Path | str | None, home: Path) -> None:
         self.db = db  # None: the default database
         self.home = home
         raw = str(db or "default").encode()

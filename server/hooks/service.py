@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from memrl import Memory, MemrlError
+from memrl.paths import redact_url
 from memrl.redaction import redact
 
 from ..compact import compact_recall
@@ -31,7 +32,7 @@ MAX_QUERY_CHARS = 2000  # the model reads ~256 tokens of it; the rest only bloat
 NAMESPACE_TTL = 60.0  # seconds a directory's namespace is remembered
 
 
-def open_hook_memory(db: Path | None) -> tuple[Memory, Path]:
+def open_hook_memory(db: Path | str | None) -> tuple[Memory, Path | str]:
     """The memory the hooks serve: the same default file and model as `memrl serve`
     (MEMRL_MODEL_DIR and MEMRL_ALLOW_DOWNLOAD read as the CLI reads them)."""
     from memrl import default_db_path, load_embedder, open_memory
@@ -46,7 +47,7 @@ def open_hook_memory(db: Path | None) -> tuple[Memory, Path]:
 
 
 class HookService:
-    def __init__(self, memory: Memory, db_path: Path) -> None:
+    def __init__(self, memory: Memory, db_path: Path | str) -> None:
         self.memory = memory
         self.db_path = db_path
         self._namespaces: dict[str, tuple[str, float]] = {}
@@ -112,7 +113,7 @@ class HookService:
         return {"namespace": namespace, "memories": rows[0]["memories"] if rows else 0}
 
     def ping(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"pid": os.getpid(), "db": str(self.db_path)}
+        return {"pid": os.getpid(), "db": redact_url(str(self.db_path))}
 
 
 def report_turn(

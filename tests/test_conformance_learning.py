@@ -114,7 +114,7 @@ def test_empty_used_ids_credits_none(open_memory, sql) -> None:
     assert (outcome.applied, outcome.credited) == (True, {})
     assert [memory.get(i).q for i in ids] == [0.0, 0.0, 0.0]
     assert sql(memory.storage, "SELECT reward, used_ids FROM tasks") == [(1.0, "[]")]
-    assert sql(memory.storage, "SELECT sum(credited) FROM task_candidates") == [(0,)]
+    assert sql(memory.storage, "SELECT count(*) FROM task_candidates WHERE credited") == [(0,)]
 
 
 @pytest.mark.parametrize("stray", ["not-injected candidate", "unknown id"])

@@ -107,4 +107,4 @@ def test_explicit_delta_overrides_calibration(open_memory, sql) -> None:
     assert len(task.candidates) == 5  # every memory passes 0.1; k1 = 5
     configured = calibrating_memory(open_memory, rows, MemoryConfig(delta=0.15))
     assert configured.recall("query").delta == 0.15
-    assert sql(memory.storage, "SELECT delta FROM tasks ORDER BY rowid") == [(0.1,), (0.15,)]
+    assert sql(memory.storage, "SELECT delta FROM tasks ORDER BY created_at") == [(0.1,), (0.15,)]

@@ -1,0 +1,134 @@
+"""The task ledger in PostgreSQL: each recall's parameters and pool, and its outcome.
+
+Exactly once under concurrent duplicate delivery: inside a write transaction `task()`
+reads the task row `FOR UPDATE`, so a second delivery of the same outcome waits for the
+first to commit and then sees its reward (and `Memory.report` answers "already
+reported"); the outcome itself is a conditional `UPDATE ... WHERE reward IS NULL`, which
+PostgreSQL re-checks on the newest row version, so even a caller that skipped the read
+could not apply an outcome twice. The Q update is one statement, `q = q + alpha * (r - q)`,
+evaluated on the newest committed Q of each row: no lost update between servers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import InvalidInputError
+from ..base import NewTask, Outcome, TaskRow
+from .memories import q_of
+
+
+def record_task(conn: Any, model_id: str, task: NewTask) -> None:
+    """Log one recall (inside the caller's write transaction), task and pool in one
+    statement: a round trip to the server costs more than the rows."""
+    cands = task.candidates
+    inserted = conn.execute(
+        "WITH t AS (INSERT INTO tasks(task_id, namespace, query, model_id, created_at, k1, k2, "
+        "lam, delta, epsilon, explored, selection_prob) VALUES "
+        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (task_id) DO NOTHING RETURNING task_id), "
+        "c AS (INSERT INTO task_candidates(task_id, memory_id, rank, similarity, q, score, "
+        "injected) SELECT t.task_id, u.* FROM t, unnest(%s::bigint[], %s::integer[], "
+        "%s::float8[], %s::float8[], %s::float8[], %s::boolean[]) AS u) "
+        "SELECT count(*) FROM t",
+        (
+            task.task_id,
+            task.namespace,
+            task.query,
+            model_id,
+            time.time(),
+            task.k1,
+            task.k2,
+            task.lam,
+            task.delta,
+            task.epsilon,
+            bool(task.explored),
+            task.selection_prob,
+            [c.memory_id for c in cands],
+            [c.rank for c in cands],
+            [c.similarity for c in cands],
+            [c.q for c in cands],
+            [c.score for c in cands],
+            [bool(c.injected) for c in cands],
+        ),
+    ).fetchone()
+    if inserted[0] == 0:
+        raise InvalidInputError(f"task id {task.task_id!r} is already used: pick a new one")
+
+
+def task(conn: Any, task_id: str, *, lock: bool = False) -> TaskRow | None:
+    """The task with its injected and credited memories; `lock` holds its row until the
+    transaction ends (a write transaction's read, see the module docstring)."""
+    row = conn.execute(
+        "SELECT task_id, namespace, query, outcome, reward, "
+        "ARRAY(SELECT memory_id FROM task_candidates c WHERE c.task_id = t.task_id "
+        "AND injected ORDER BY rank), "
+        "ARRAY(SELECT memory_id FROM task_candidates c WHERE c.task_id = t.task_id "
+        "AND credited ORDER BY rank) FROM tasks t WHERE task_id = %s"
+        + (" FOR UPDATE" if lock else ""),
+        (task_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return TaskRow(
+        task_id=row[0],
+        namespace=row[1],
+        query=row[2],
+        outcome=row[3],
+        reward=row[4],
+        injected=[int(m) for m in row[5]],
+        credited=[int(m) for m in row[6]],
+    )
+
+
+def apply_outcome(
+    conn: Any,
+    task_id: str,
+    outcome: str,
+    reward: float,
+    used_ids: list[int] | None,
+    credit: Sequence[int],
+    alpha: float | None,
+) -> Outcome:
+    """Record the outcome of an unreported task, mark `credit`, and with `alpha` move their
+    Q as one statement. Inside the caller's write transaction."""
+    now = time.time()
+    credit = sorted(set(int(c) for c in credit))
+    updated = conn.execute(
+        "UPDATE tasks SET outcome = %s, reward = %s, used_ids = %s::jsonb "
+        "WHERE task_id = %s AND reward IS NULL RETURNING task_id",
+        (outcome, reward, None if used_ids is None else json.dumps(used_ids), task_id),
+    ).fetchone()
+    if updated is None:
+        raise InvalidInputError(f"task {task_id!r} already has an outcome")
+    if credit:
+        conn.execute(
+            "UPDATE task_candidates SET credited = true "
+            "WHERE task_id = %s AND memory_id = ANY(%s)",
+            (task_id, credit),
+        )
+    if alpha is not None and credit:
+        # Rows locked in id order: two outcomes crediting overlapping memories in
+        # different orders would otherwise deadlock.
+        rows = conn.execute(
+            "WITH target AS (SELECT id FROM memories WHERE id = ANY(%s) ORDER BY id FOR UPDATE) "
+            "UPDATE memories m SET q = m.q + %s * (%s - m.q), n_updates = m.n_updates + 1, "
+            "last_reward = %s, updated_at = %s FROM target WHERE m.id = target.id "
+            "RETURNING m.id, m.q",
+            (credit, alpha, reward, reward, now),
+        ).fetchall()
+        new_q = {int(r[0]): float(r[1]) for r in rows}
+    else:
+        new_q = q_of(conn, credit)
+    # Stamped after the memories' row locks are held (and on the server's clock): of two
+    # outcomes crediting one memory, the one applied first has the earlier reported_at, so
+    # the ledger in reported_at order replays to the stored Q.
+    conn.execute(
+        "UPDATE tasks SET reported_at = extract(epoch FROM clock_timestamp()) "
+        "WHERE task_id = %s",
+        (task_id,),
+    )
+    return Outcome(new_q, [m for m in credit if m not in new_q])

@@ -1,0 +1,235 @@
+"""Memories, their intents and namespaces in PostgreSQL (SQL only; callers hold the
+connection and, for writes, the transaction).
+
+Concurrent writers are the normal case here (many servers, one database), so every
+insert that could race is an `INSERT ... ON CONFLICT DO NOTHING` against a unique
+constraint, followed by a read of the row that won: two servers storing the same memory
+or the same intent at the same moment end with one row, both told its id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ... import calibration
+from ...config import MemoryConfig
+from ...errors import ModelMismatchError
+from ..base import MEMORY_FIELDS, MemoryRow, NewMemory
+
+COLUMNS = ", ".join(MEMORY_FIELDS)
+INSERT_COLUMNS = ", ".join(MEMORY_FIELDS[1:])  # the id comes from the identity sequence
+
+
+# -- namespaces ------------------------------------------------------------------------------
+
+
+def claim_namespace(conn: Any, namespace: str, model_id: str) -> None:
+    """Bind a namespace to the model on its first write; refuse another model later."""
+    conn.execute(
+        "INSERT INTO namespaces(namespace, model_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (namespace, model_id),
+    )
+    check_model(conn, namespace, model_id)
+
+
+def check_model(conn: Any, namespace: str, model_id: str) -> None:
+    row = namespace_row(conn, namespace)
+    if row is not None:
+        refuse_other_model(namespace, row[0], model_id)
+
+
+def refuse_other_model(namespace: str, bound: str, model_id: str) -> None:
+    if bound != model_id:
+        raise ModelMismatchError(
+            f"namespace {namespace!r} holds vectors of model {bound!r}, but this server "
+            f"embeds with {model_id!r}: use the same model, or another namespace"
+        )
+
+
+def namespace_row(conn: Any, namespace: str) -> tuple[str, float | None] | None:
+    """(model_id, calibrated delta) of a namespace, None before its first write."""
+    row = conn.execute(
+        "SELECT model_id, delta FROM namespaces WHERE namespace = %s", (namespace,)
+    ).fetchone()
+    return None if row is None else (str(row[0]), None if row[1] is None else float(row[1]))
+
+
+def newest_vectors(conn: Any, namespace: str, limit: int, dim: int) -> np.ndarray:
+    """Up to `limit` intent vectors of a namespace, newest first, as an (n, dim) array."""
+    rows = conn.execute(
+        "SELECT embedding FROM intents WHERE namespace = %s ORDER BY id DESC LIMIT %s",
+        (namespace, int(limit)),
+        binary=True,
+    ).fetchall()
+    if not rows:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.stack([r[0].to_numpy() for r in rows])
+
+
+def recalibrate_if_due(conn: Any, namespace: str, config: MemoryConfig, dim: int) -> None:
+    """Recompute the namespace's gate from its distinct intents when it has grown enough
+    (the rule of the SQLite backend: calibration.due over the intent count)."""
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM intents WHERE namespace = %s), "
+        "(SELECT delta_count FROM namespaces WHERE namespace = %s)",
+        (namespace, namespace),
+    ).fetchone()
+    count, at = int(row[0]), int(row[1])
+    if not calibration.due(count, at, config):
+        return
+    vectors = newest_vectors(conn, namespace, calibration.SAMPLE, dim)
+    conn.execute(
+        "UPDATE namespaces SET delta = %s, delta_count = %s, delta_at = %s WHERE namespace = %s",
+        (calibration.gate(vectors, config), count, time.time(), namespace),
+    )
+
+
+# -- writes ----------------------------------------------------------------------------------
+
+
+def insert(
+    conn: Any,
+    items: Sequence[NewMemory],
+    vectors: Sequence[np.ndarray],
+    model_id: str,
+    config: MemoryConfig,
+    dim: int,
+) -> list[tuple[int, bool]]:
+    """Insert memories under their intents; (id, created) per item, the existing id for a
+    duplicate (same namespace, intent and experience)."""
+    now = time.time()
+    namespaces = sorted({m.namespace for m in items})
+    for ns in namespaces:
+        claim_namespace(conn, ns, model_id)
+    out = [_insert_one(conn, m, vector, model_id, now) for m, vector in zip(items, vectors)]
+    for ns in namespaces:
+        recalibrate_if_due(conn, ns, config, dim)
+    return out
+
+
+def _existing(conn: Any, namespace: str, content_hash: str) -> int | None:
+    row = conn.execute(
+        "SELECT id FROM memories WHERE namespace = %s AND content_hash = %s",
+        (namespace, content_hash),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _insert_one(
+    conn: Any, m: NewMemory, vector: np.ndarray, model_id: str, now: float
+) -> tuple[int, bool]:
+    existing = _existing(conn, m.namespace, m.content_hash)
+    if existing is not None:
+        return existing, False
+    intent_id = _intent(conn, m, vector, now)
+    row = conn.execute(
+        f"INSERT INTO memories({INSERT_COLUMNS}) VALUES "
+        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) "
+        "ON CONFLICT (namespace, content_hash) DO NOTHING RETURNING id",
+        (
+            m.namespace,
+            intent_id,
+            m.intent,
+            m.experience,
+            m.kind,
+            m.q,
+            m.n_updates,
+            m.last_reward,
+            m.created_at or now,
+            m.updated_at or now,
+            m.content_hash,
+            m.metadata,
+            model_id,
+            m.source_task_id,
+        ),
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), True
+    # Another server stored the same memory between our read and insert.
+    raced = _existing(conn, m.namespace, m.content_hash)
+    assert raced is not None  # the conflict means a committed row exists
+    return raced, False
+
+
+def _intent(conn: Any, m: NewMemory, vector: np.ndarray, now: float) -> int:
+    """The id of the memory's intent, created with its vector if the namespace has none."""
+    row = conn.execute(
+        "INSERT INTO intents(namespace, key, text, created_at, embedding) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (namespace, key) DO NOTHING RETURNING id",
+        (m.namespace, m.intent_key, m.intent, m.created_at or now, vector),
+    ).fetchone()
+    if row is None:
+        row = conn.execute(
+            "SELECT id FROM intents WHERE namespace = %s AND key = %s",
+            (m.namespace, m.intent_key),
+        ).fetchone()
+    return int(row[0])
+
+
+def delete(conn: Any, memory_ids: Sequence[int]) -> int:
+    """Delete memories; an intent left without memories goes too, with its vector."""
+    ids = sorted(set(int(m) for m in memory_ids))
+    if not ids:
+        return 0
+    rows = conn.execute(
+        "DELETE FROM memories WHERE id = ANY(%s) RETURNING intent_id", (ids,)
+    ).fetchall()
+    emptied = sorted({int(r[0]) for r in rows})
+    if emptied:
+        conn.execute(
+            "DELETE FROM intents i WHERE i.id = ANY(%s) "
+            "AND NOT EXISTS (SELECT 1 FROM memories m WHERE m.intent_id = i.id)",
+            (emptied,),
+        )
+    return len(rows)
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+def members(conn: Any, intent_ids: Sequence[int], cap: int) -> list[MemoryRow]:
+    """Per intent, at most `cap` memories: highest Q first, newest first among equal Q.
+
+    One statement: a LATERAL subquery per intent. The index is on intent_id alone (an
+    index covering q would make every Q update a non-HOT update); an intent holds few
+    memories, so sorting them costs microseconds."""
+    if not intent_ids or cap <= 0:
+        return []
+    rows = conn.execute(
+        f"SELECT m.* FROM unnest(%s::bigint[]) WITH ORDINALITY AS i(id, pos) "
+        f"CROSS JOIN LATERAL (SELECT {COLUMNS} FROM memories WHERE intent_id = i.id "
+        "ORDER BY q DESC, id DESC LIMIT %s) m ORDER BY i.pos, m.q DESC, m.id DESC",
+        ([int(i) for i in intent_ids], int(cap)),
+    ).fetchall()
+    return [MemoryRow.from_row(r) for r in rows]
+
+
+def get(conn: Any, memory_ids: Sequence[int]) -> dict[int, MemoryRow]:
+    ids = [int(m) for m in memory_ids]
+    if not ids:
+        return {}
+    rows = conn.execute(f"SELECT {COLUMNS} FROM memories WHERE id = ANY(%s)", (ids,)).fetchall()
+    return {int(r[0]): MemoryRow.from_row(r) for r in rows}
+
+
+def q_of(conn: Any, memory_ids: Sequence[int]) -> dict[int, float]:
+    ids = [int(m) for m in memory_ids]
+    if not ids:
+        return {}
+    rows = conn.execute("SELECT id, q FROM memories WHERE id = ANY(%s)", (ids,)).fetchall()
+    return {int(r[0]): float(r[1]) for r in rows}
+
+
+def page(conn: Any, namespace: str | None, after_id: int, limit: int) -> list[MemoryRow]:
+    args: list[Any] = [after_id]
+    sql = "id > %s"
+    if namespace is not None:
+        sql, args = "namespace = %s AND id > %s", [namespace, after_id]
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM memories WHERE {sql} ORDER BY id LIMIT %s", [*args, limit]
+    ).fetchall()
+    return [MemoryRow.from_row(r) for r in rows]
