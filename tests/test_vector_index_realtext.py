@@ -163,6 +163,43 @@ def test_small_budgets_are_tight_enough_to_miss(
         conn.close()
 
 
+# -- the whole corpus at default budgets (slow: pytest -m slow) ----------------------------------
+
+N_LARGE = 100_000
+MIN_RECALL_LARGE = 0.0  # set below from the measurement
+
+
+@pytest.fixture(scope="module")
+def large(
+    real_model: Embedder, tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[VectorIndex, Any, np.ndarray, np.ndarray]]:
+    """The "full" corpus (every package memrl[test,eval] installs): 100,000 sentences stored,
+    200 held out. Embedding them takes 7 minutes on an idle machine, 1.5 hours on a busy
+    one; once cached (by this test or `memrl-bench --realtext`), a few seconds."""
+    cache = realtext_tier.default_cache_dir()
+    corpus = realtext.load_corpus("full", cache)
+    n = min(N_LARGE, len(corpus) - N_QUERIES)
+    vecs = realtext_tier.embed_prefix(real_model, corpus, N_QUERIES + n, cache).vectors
+    index = CodePathOnly(384)
+    conn = open_index(tmp_path_factory.mktemp("realtext-large") / "rt.db", index, vecs[N_QUERIES:])
+    yield index, conn, vecs[:N_QUERIES], vecs[N_QUERIES:]
+    conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [5, 10])
+def test_recall_on_100k_real_sentences_at_default_budgets(
+    large: tuple[VectorIndex, Any, np.ndarray, np.ndarray], k: int,
+) -> None:
+    index, conn, queries, stored = large
+    sample = stored[np.random.default_rng(0).choice(len(stored), 1000, replace=False)]
+    gates = [None, SMALL_GATE, pairwise_quantile(sample, 0.8)]
+    got = recall(index, conn, stored, queries, k, gates)
+    print(f"k={k}, {len(stored)} stored: recall {got[0]:.4f}, above {SMALL_GATE} {got[1]:.4f}, "
+          f"above p80 ({gates[2]:.3f}) {got[2]:.4f}")
+    assert min(got) >= MIN_RECALL_LARGE
+
+
 # -- the corpus ---------------------------------------------------------------------------------
 
 

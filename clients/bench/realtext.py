@@ -35,7 +35,7 @@ import sys
 import sysconfig
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -62,7 +62,6 @@ class Corpus:
     sources: list[str]  # per sentence: "stdlib", "python-reference", "humaneval" or a distribution
     kinds: list[str]  # per sentence: docstring, attribute, comment, reference, prompt, description
     fingerprint: str = ""
-    meta: dict[str, object] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.texts)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -165,8 +166,7 @@ def _measure(
             # to the repeated timing below
             got = [index.search(conn, q, NAMESPACE, k) for q in qvecs]
             res["recall"][f"k{k}"] = _recall(got, vecs, qvecs, k, gate)
-            times, _ = timed(lambda i, k=k: index.search(conn, qvecs[i], NAMESPACE, k),
-                             len(qvecs), budget_s)
+            times, _ = timed(partial(_search, index, conn, qvecs, k), len(qvecs), budget_s)
             res["index"][f"k{k}"] = summary(times)
         vt, _ = timed(lambda i: index.search_vec0(conn, qvecs[i], NAMESPACE, 5), len(qvecs),
                       budget_s, min_n=5)
@@ -178,6 +178,12 @@ def _measure(
     idx = res["index"]["k5"]["p50_ms"]
     res["numpy_over_index_p50"] = round(res["numpy"]["k5"]["p50_ms"] / idx, 2) if idx else None
     return res
+
+
+def _search(
+    index: VectorIndex, conn: Any, qvecs: np.ndarray, k: int, i: int
+) -> list[tuple[int, float]]:
+    return index.search(conn, qvecs[i], NAMESPACE, k)
 
 
 def _recall(

@@ -5,9 +5,11 @@ comments hold both, so this module keeps only what reads as prose: doctest lines
 markup and literal blocks, parameter headers (`x : int`, `Args:`) and underlines are
 dropped; inline markup (``code``, :func:`name`, *emphasis*) is unwrapped; paragraphs are
 split into sentences; a sentence is kept when it has 4-50 tokens, at least 75% of them
-plain words, and none of the characters that mark code (`{}<>=[]_\\`). On the
-dependencies of memrl this keeps 154k of 330k candidate pieces; what it drops is mostly
-headers under four words (45k), code (30k) and symbol-heavy lines (23k).
+plain words, and none of the characters that mark code (`{}<>=[]_\\`). On the standard
+library and every package memrl[test,eval] installs, this keeps 169k of 281k pieces
+(103k once deduplicated); it drops pieces under 4 or over 50 tokens (45k), pieces with
+code characters (37k), a first token that is not a word (15k), too few plain words (11k)
+and short pieces without a full stop, mostly headings (4k).
 """
 
 from __future__ import annotations
