@@ -36,7 +36,8 @@ SMALL_GATE = 0.35  # MemoryConfig.delta_small
 #   default budgets (rescore 200/400, coarse 1000/2000): 1.000 at k = 5 and 10, overall and
 #     above either gate;
 #   budgets of tests/test_vector_index.py (oversample 6, min_rescore 30, min_coarse 150):
-#     k=5 0.988 overall / 0.990 above 0.35; k=10 0.984 / 0.984 (p80 gate: the same).
+#     k=5 0.991 overall / 0.993 above 0.35 / 0.991 above p80 (0.17); k=10 0.994 / 0.995 /
+#     0.994 (the Gaussian clusters of that file, 2,800 rows, same budgets: 1.000).
 # The thresholds leave room for another Python's standard library (another corpus).
 MIN_RECALL_DEFAULT = 0.99
 MIN_RECALL_SMALL_BUDGET = 0.95
@@ -166,7 +167,9 @@ def test_small_budgets_are_tight_enough_to_miss(
 # -- the whole corpus at default budgets (slow: pytest -m slow) ----------------------------------
 
 N_LARGE = 100_000
-MIN_RECALL_LARGE = 0.0  # set below from the measurement
+# Measured with the corpus of 103,018 sentences (Python 3.11.7): 1.000 at k = 5 and 10,
+# overall and above either gate; with a quarter of the default budgets 0.997 / 0.999.
+MIN_RECALL_LARGE = 0.98
 
 
 @pytest.fixture(scope="module")
