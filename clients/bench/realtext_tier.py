@@ -97,10 +97,15 @@ def gates(vectors: np.ndarray, config: MemoryConfig) -> dict[str, float]:
     return {"small": config.delta_small, "p80": round(pairwise_quantile(sample, 0.8), 4)}
 
 
-def budgets(index: VectorIndex, n: int, k: int) -> dict[str, int]:
-    """The candidates the index keeps at this size (see `VectorIndex.search`)."""
+def budgets(index: VectorIndex, n: int, k: int) -> dict[str, Any]:
+    """The candidates the index keeps at this size, and which path searches (see
+    `VectorIndex.search`: a namespace no larger than `rescore` goes to exact vec0 KNN)."""
     rescore = min(index.max_rescore, max(index.min_rescore, index.oversample * k), n)
-    return {"rescore": rescore, "coarse": min(n, max(index.min_coarse, COARSE_FACTOR * rescore))}
+    return {
+        "rescore": rescore,
+        "coarse": min(n, max(index.min_coarse, COARSE_FACTOR * rescore)),
+        "path": "codes" if n > rescore else "vec0 (exact)",
+    }
 
 
 def default_cache_dir() -> Path:
@@ -131,8 +136,10 @@ def run(
     corpus_s = time.perf_counter() - t0
     n = min(n, len(corpus) - n_queries)
     if n <= 0:
-        raise ValueError(f"the {scope} corpus has {len(corpus)} sentences: too few for "
-                         f"{n_queries} queries")
+        raise ValueError(
+            f"the {scope} real-text corpus has {len(corpus)} sentences: too few for "
+            f"{n_queries} queries; lower --queries or choose --realtext-scope full"
+        )
     say(f"[realtext] {len(corpus)} distinct sentences ({scope}); embedding {n_queries} + {n} ...")
     emb = embed_prefix(embedder, corpus, n_queries + n, cache, say)
     qvecs, vecs = emb.vectors[:n_queries], emb.vectors[n_queries:]
