@@ -17,7 +17,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError, Unexpected
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BeforeValidator, Field, StrictBool, ValidationError
 
-from memrl import Embedder, Memory, MemoryConfig
+from memrl import Embedder, Memory, MemoryConfig, MemrlError
 from memrl.storage import explain
 
 from . import argument_errors

@@ -1,15 +1,20 @@
 """`memrl-bench`: recall latency, baselines, throughput, cold start and memory in one run.
 
     memrl-bench                      10k (real model), 100k, 1M, 1M over 100 namespaces
-    memrl-bench --quick              10k only (about a minute; used in CI)
+    memrl-bench --quick              10k and 3k real sentences (about a minute; used in CI)
     memrl-bench --json out.json      also write every figure as JSON
     memrl-bench --hooks              `memrl hook` latency only (first and warm calls)
+    memrl-bench --tiers none --curve none --no-mcp --realtext 100000
+                                     the real-text tier alone, at 100k real sentences
 
 The 10k tier goes through the real model end to end (store_many, then recall). The bulk
 tiers hold clustered vectors scattered around those real embeddings, inserted through
 the store's write path; they are cached in --workdir (default: <tmp>/memrl-bench).
 Baselines run in the same process on the same vectors: plain sqlite-vec float KNN and
 exact numpy search; recall@k of the index is measured against exact search.
+The real-text tier (`realtext_tier`) stores real sentences (docstrings, comments and
+reference text of the installed packages) and measures the index's recall@k against exact
+search on them; their embeddings are cached in --realtext-cache.
 Benchmarks print figures; nothing here asserts a speed.
 """
 
@@ -29,7 +34,7 @@ import numpy as np
 from memrl import Memory, MemoryConfig, SqliteStorage, load_embedder
 from memrl.storage.sqlite.connection import connect
 
-from . import build, data, measure, page_cache, pg_report
+from . import build, data, measure, page_cache, pg_report, realtext, realtext_tier
 from . import postgres as pg_tier
 
 TIERS = {
@@ -43,13 +48,20 @@ TARGET_RECALL_P50_MS = {"10k": 5.0, "100k": 10.0, "1m": 40.0}
 TARGET_RECALL_AT_K = 0.95
 TARGET_UPDATES_PER_S = 5_000.0
 TARGET_RSS_MB = 300.0
+# Real-text tier: stored sentences in a full run (the corpus caps it: ~100k distinct
+# sentences) and in --quick (the "small" corpus: a few seconds to extract, and the same
+# sentences as the default test run, so CI finds their embeddings cached).
+REALTEXT_FULL = 100_000
+REALTEXT_QUICK = 2_900
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="memrl-bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="10k tier only, fewer repetitions (CI)")
+    p.add_argument("--quick", action="store_true",
+                   help="10k tier and a small real-text tier, fewer repetitions (CI)")
     p.add_argument("--json", type=Path, help="write the figures to this JSON file")
-    p.add_argument("--tiers", help=f"comma list of {', '.join(TIERS)} (default: all; --quick: 10k)")
+    p.add_argument("--tiers", help=f"comma list of {', '.join(TIERS)}, or none (default: all; "
+                   "--quick: 10k); none also skips the cost curve and cold start")
     p.add_argument("--n-real", type=int, default=10_000, help="size of the real-model tier")
     p.add_argument("--queries", type=int, help="queries per measurement (default 200; quick 100)")
     p.add_argument("--budget", type=float, help="seconds per measurement before stopping early")
@@ -62,12 +74,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=None, help="where bench databases are cached")
     p.add_argument("--model-dir", help="embedding model directory (as memrl serve --model-dir)")
     p.add_argument("--markdown", type=Path, help="also write the tables as Markdown to this file")
+    p.add_argument("--realtext", type=int, help="real sentences stored in the real-text tier "
+                   f"(default {REALTEXT_FULL:,}, capped by the corpus; --quick: {REALTEXT_QUICK:,}; "
+                   "0 skips the tier)")
+    p.add_argument("--realtext-scope", choices=realtext.SCOPES,
+                   help="real-text corpus: small (standard library, Python reference, HumanEval) "
+                   "or full (plus every package memrl[test,eval] installs); default full, "
+                   "--quick: small")
+    p.add_argument("--realtext-cache", type=Path, help="where the real-text corpus and its "
+                   "embeddings are cached (default: <workdir default>/realtext-cache, shared by "
+                   "every run and by the tests whatever --workdir is)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("--hooks", action="store_true", help="measure `memrl hook` latency only")
     pg_tier.add_arguments(p)
     args = p.parse_args(argv)
     quick = args.quick
-    args.tiers = [t.strip() for t in (args.tiers or ("10k" if quick else ",".join(TIERS))).split(",")]
+    tiers = args.tiers or ("10k" if quick else ",".join(TIERS))
+    args.tiers = [] if tiers == "none" else [t.strip() for t in tiers.split(",")]
     for t in args.tiers:
         if t not in TIERS:
             p.error(f"unknown tier {t!r}; choose from {', '.join(TIERS)}")
@@ -79,6 +102,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     curve = args.curve or ("none" if quick else "1000,3000,10000,30000,100000,300000,1000000")
     args.curve = [] if curve == "none" else [int(float(x)) for x in curve.split(",")]
     pg_tier.finish_arguments(args)
+    if args.realtext is None:
+        args.realtext = REALTEXT_QUICK if quick else REALTEXT_FULL
+    args.realtext_scope = args.realtext_scope or ("small" if quick else "full")
+    args.realtext_cache = args.realtext_cache or realtext_tier.default_cache_dir()
     return args
 
 
@@ -130,8 +157,25 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, An
     embedder = load_embedder(args.model_dir, query_cache=0)
     out["meta"]["model_load_s"] = round(time.perf_counter() - t0, 3)
     out["meta"]["model_id"] = embedder.model_id
-    dim = embedder.dim
+    if args.tiers:
+        _memory_tiers(args, out, embedder, config, say)
+    if args.realtext > 0:
+        out["realtext"] = realtext_tier.run(
+            embedder, args.realtext, args.queries, args.realtext_scope, workdir,
+            args.realtext_cache, args.budget, say,
+        )
+    out["targets"] = targets(out)
+    out["meta"]["load_average_at_end"] = _loadavg()
+    out["meta"]["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
 
+
+def _memory_tiers(
+    args: argparse.Namespace, out: dict[str, Any], embedder: Any, config: MemoryConfig, say: Any
+) -> None:
+    """The memory tiers, the cost curve and cold start (figures added to `out`)."""
+    workdir: Path = args.workdir
+    dim = embedder.dim
     # -- the real-model tier: store throughput on the way ---------------------------------------
     texts = data.task_texts(args.n_real, seed=0)
     qtexts = query_texts(texts, args.queries)
@@ -191,11 +235,7 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, An
         out["cold_start"] = measure.cold_start(
             real_path, qtexts[0], "bench", args.cold_runs, workdir / "server.log"
         )
-    out["targets"] = targets(out)
-    out["meta"]["load_average_at_end"] = _loadavg()
-    out["meta"]["seconds"] = round(time.perf_counter() - t0, 1)
     build.fresh(real_path)
-    return out
 
 
 def measure_tier(
@@ -289,6 +329,13 @@ def targets(out: dict[str, Any]) -> dict[str, Any]:
             checks[f"recall_at_{k}_{name}"] = {
                 "target": TARGET_RECALL_AT_K, "got": got, "met": got >= TARGET_RECALL_AT_K
             }
+    rt = out.get("realtext")
+    if rt:
+        for k in realtext_tier.KS:
+            got = rt["recall"][f"k{k}"]["all"]
+            checks[f"recall_at_{k}_realtext"] = {
+                "target": TARGET_RECALL_AT_K, "got": got, "met": got >= TARGET_RECALL_AT_K
+            }
     for tier in out["tiers"].values():
         if "outcome_updates" in tier:
             got = tier["outcome_updates"]["reports_per_s"]
@@ -334,7 +381,8 @@ def _cold_cells(t: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def render(out: dict[str, Any]) -> str:
+def _render_tier_tables(out: dict[str, Any]) -> list[str]:
+    """The memory tiers' table, ratios and cold figures."""
     lines = []
     head = (
         f"{'tier':<9} {'N':>9} {'ns':>4} {'DB MB':>7} | {'index p50/p95':>13} {'r@5':>5} {'r@10':>5} | "
@@ -389,6 +437,11 @@ def render(out: dict[str, Any]) -> str:
             f"recall() p50/p95 {c['recall_p50']}/{c['recall_p95']} ms "
             f"(reading the whole file once: {c['prime_s']} s)"
         )
+    return lines
+
+
+def render(out: dict[str, Any]) -> str:
+    lines = _render_tier_tables(out) if out["tiers"] else []
     lines.append("")
     st = out.get("store_throughput")
     if st:
@@ -430,6 +483,9 @@ def render(out: dict[str, Any]) -> str:
             )
     if out.get("postgres"):
         lines += pg_report.render(out["postgres"], out["tiers"])
+    if out.get("realtext"):
+        lines.append("")
+        lines += realtext_tier.render(out["realtext"])
     lines.append("")
     lines.append("targets:")
     for key, c in out.get("targets", {}).items():
@@ -439,8 +495,7 @@ def render(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(out: dict[str, Any]) -> str:
-    """The main table, the cost curve and the other figures as Markdown (for docs)."""
+def _markdown_tier_tables(out: dict[str, Any]) -> list[str]:
     rows = [
         "| tier | memories | namespaces | DB MB | index p50 / p95 | recall@5 / @10 | sqlite-vec p50 / p95 "
         "| numpy p50 | recall() p50 / p95 | without embedding p50 | MCP p50 / p95 | sqlite-vec / index |",
@@ -472,6 +527,14 @@ def render_markdown(out: dict[str, Any]) -> str:
             f"| {name} | {c['first_search']} ms | {c['index_p50']} / {c['index_p95']} | "
             f"{c['first_recall']} ms | {c['recall_p50']} / {c['recall_p95']} | {c['prime_s']} s |"
         )
+    return rows
+
+
+def render_markdown(out: dict[str, Any]) -> str:
+    """The main table, the cost curve and the other figures as Markdown (for docs)."""
+    rows = _markdown_tier_tables(out) if out["tiers"] else []
+    if out.get("realtext"):
+        rows += ["", *realtext_tier.render_markdown(out["realtext"])]
     if out.get("curve"):
         rows += ["", "| N (one namespace) | index p50 / p95 ms | sqlite-vec p50 ms | numpy p50 ms "
                  "| index tables B/row | plain vec0 B/row |", "|---|---|---|---|---|---|"]
