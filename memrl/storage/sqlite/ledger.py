@@ -111,4 +111,10 @@ def apply_outcome(
         new_q = {int(r[0]): float(r[1]) for r in rows}
     else:
         new_q = q_of(conn, credit)
+    if credit:  # the Q after this outcome, for the history of each memory
+        conn.execute(
+            "UPDATE task_candidates SET q_after = (SELECT q FROM memories m "
+            "WHERE m.id = task_candidates.memory_id) WHERE task_id = ? AND credited = 1",
+            (task_id,),
+        )
     return Outcome(new_q, [m for m in credit if m not in new_q])
