@@ -1,6 +1,7 @@
 """`memrl`: the MCP server and the same memory from the command line.
 
     memrl serve [--http]                    the MCP server (stdio by default)
+    memrl ui [--port 8766]                  the inspection page on http://127.0.0.1:8766/ui/
     memrl recall TASK                       two-phase recall; prints the task id and memories
     memrl report TASK_ID --success|--failure|--reward R [--used 1,2] [--reflection TEXT]
     memrl store --intent T --experience E [--kind success|failure|note]
@@ -91,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
 
+    p = sub.add_parser("ui", help="serve the inspection page (http://127.0.0.1:8766/ui/)")
+    _common(p)
+    p.set_defaults(port=8766)
+
     p = sub.add_parser("recall", help="recall memories for a task")
     _common(p)
     p.add_argument("task")
@@ -156,14 +161,17 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from .app import build_server
     from .http import check_bind, serve_http
+    from .runtime import MemoryRuntime
+    from .ui import build_ui
 
     settings = settings_from(args)
     if args.http:
         check_bind(settings)
-    server = build_server(settings)
+    runtime = MemoryRuntime(settings)  # one memory for the MCP server and the page at /ui
+    server = build_server(settings, runtime=runtime)
     log.info("memrl serving db=%s namespace=%s", settings.db_path, settings.namespace)
     if args.http:
-        anyio.run(serve_http, server, settings)
+        anyio.run(serve_http, server, settings, build_ui(runtime, settings))
     else:
         server.run("stdio")
 
@@ -277,6 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             cmd_serve(args)
+            return 0
+        if args.command == "ui":
+            from .ui.serve import run_ui
+
+            run_ui(settings_from(args))
             return 0
         if args.command == "demo" and not args.db:
             args.db = str(default_db_path().with_name("demo.db"))

@@ -65,17 +65,24 @@ def check_bind(settings: ServerSettings) -> None:
         )
 
 
-def http_app(server: MCPServer[Any], settings: ServerSettings) -> Any:
+def http_app(server: MCPServer[Any], settings: ServerSettings, ui: Any = None) -> Any:
+    """The MCP endpoint at /mcp and, given `ui` (server/ui), the inspection page at /ui:
+    the page checks the same token itself (a browser logs in once and keeps a cookie)."""
     check_bind(settings)
     security = None
     if not settings.loopback:  # the token, not the Host header, guards a public bind
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    app = server.streamable_http_app(transport_security=security, host=settings.host)
-    return BearerTokenMiddleware(app, settings.token) if settings.token else app
+    app: Any = server.streamable_http_app(transport_security=security, host=settings.host)
+    app = BearerTokenMiddleware(app, settings.token) if settings.token else app
+    if ui is None:
+        return app
+    from .ui import with_ui
+
+    return with_ui(app, ui)
 
 
-async def serve_http(server: MCPServer[Any], settings: ServerSettings) -> None:
-    app = http_app(server, settings)
+async def serve_http(server: MCPServer[Any], settings: ServerSettings, ui: Any = None) -> None:
+    app = http_app(server, settings, ui)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
     )
