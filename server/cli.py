@@ -162,7 +162,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from .app import build_server
     from .http import check_bind, serve_http
     from .runtime import MemoryRuntime
-    from .ui import build_ui
 
     settings = settings_from(args)
     if args.http:
@@ -171,6 +170,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     server = build_server(settings, runtime=runtime)
     log.info("memrl serving db=%s namespace=%s", settings.db_path, settings.namespace)
     if args.http:
+        from .ui import build_ui  # the page at /ui (not imported for stdio)
+
         anyio.run(serve_http, server, settings, build_ui(runtime, settings))
     else:
         server.run("stdio")

@@ -121,6 +121,16 @@ def test_usage_q_history_and_appearances_come_from_the_ledger(open_memory):
     assert all(not x.injected and not x.credited for x in memory.memory_history(b).appearances)
 
 
+def test_usage_of_a_memory_injected_only_for_pending_tasks(open_memory):
+    memory = open_memory(config=OPEN)
+    [a] = _store(memory, 1)
+    memory.recall("intent 0", "p")  # never reported
+    [row] = memory.memories_page("p").rows
+    assert (row.usage.in_pool, row.usage.injected, row.usage.injected_reported) == (1, 1, 0)
+    assert (row.usage.injected_success, row.usage.success_rate) == (0, None)
+    assert row.usage.last_injected is not None
+
+
 def test_a_forgotten_memory_keeps_its_ledger_history(open_memory):
     memory = open_memory(config=OPEN)
     [a] = _store(memory, 1)

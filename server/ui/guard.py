@@ -11,7 +11,7 @@
   CSRF value (a per-process secret in every form; `check_csrf`).
 - **Headers.** A Content-Security-Policy without scripts: memories are text written by
   agents and are escaped on the way in to the HTML, and even an escape missed somewhere
-  could not run.
+  could not run. `Server-Timing` carries the server's time for the response.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Iterable
 from http.cookies import SimpleCookie
 from typing import Any
@@ -97,9 +98,15 @@ class Guard:
             await refusal(send)
             return
 
+        started = time.perf_counter()
+
         async def with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                # the server's share of a page load, readable by the browser's Navigation Timing
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()
+                message["headers"] = [
+                    *message.get("headers", []), *SECURITY_HEADERS, (b"server-timing", took)
+                ]
             await send(message)
 
         await self.app(scope, receive, with_headers)

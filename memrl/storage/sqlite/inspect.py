@@ -138,8 +138,9 @@ class SqliteInspect:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             rows = self.conn.execute(
-                "SELECT c.memory_id, count(*), sum(c.injected), "
-                "sum(c.injected AND t.reward IS NOT NULL), sum(c.injected AND t.reward > 0), "
+                "SELECT c.memory_id, count(*), count(CASE WHEN c.injected THEN 1 END), "
+                "count(CASE WHEN c.injected AND t.reward IS NOT NULL THEN 1 END), "
+                "count(CASE WHEN c.injected AND t.reward > 0 THEN 1 END), "
                 "max(CASE WHEN c.injected THEN t.created_at END) "
                 "FROM task_candidates c JOIN tasks t ON t.task_id = c.task_id "
                 f"WHERE c.memory_id IN ({_placeholders(len(chunk))}) GROUP BY c.memory_id",
