@@ -19,6 +19,8 @@ from typing import Any
 import httpx2
 import numpy as np
 import pytest
+from memrl_clients.bench.build import bulk_vectors
+from memrl_clients.bench.data import experience_text, task_texts
 from selenium.webdriver.common.by import By
 from ui_helpers import need_browser, start_browser, start_ui, stop
 
@@ -26,8 +28,6 @@ from memrl import Memory, MemoryConfig, SqliteStorage
 from memrl.memory import content_hash
 from memrl.retrieval import intent_key
 from memrl.storage import NewMemory
-from memrl_clients.bench.build import bulk_vectors
-from memrl_clients.bench.data import experience_text, task_texts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
