@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import validation
 from .errors import InvalidInputError
@@ -136,7 +136,7 @@ def _cursor(row: MemoryRow, sort: str) -> tuple[float, int]:
 
 def memories_page(storage: Storage, query: MemoryFilter) -> MemoryPage:
     """One page of memories with their use and Q history (one read snapshot)."""
-    probe = MemoryFilter(**{**query.__dict__, "limit": query.limit + 1})
+    probe = replace(query, limit=query.limit + 1)  # one more: is there a next page?
     with storage.inspect() as r:
         rows = r.memory_page(probe)
         total = r.memory_count(query)
@@ -180,7 +180,7 @@ def ledger_filter(
 
 
 def ledger_page(storage: Storage, query: LedgerFilter) -> LedgerPage:
-    probe = LedgerFilter(**{**query.__dict__, "limit": query.limit + 1})
+    probe = replace(query, limit=query.limit + 1)
     with storage.inspect() as r:
         tasks = r.ledger_page(probe)
     shown = tasks[: query.limit]

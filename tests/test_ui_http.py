@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import pytest
-from mcp_helpers import free_port, server_env, start_http_server
+from mcp_helpers import free_port, start_http_server
 from ui_helpers import start_ui, stop, wait_ready
 
 from memrl import open_memory
@@ -121,15 +119,12 @@ def test_an_unknown_memory_is_a_404(ui: str):
         assert c.get(f"{ui}/ui/memory/999").status_code == 404
 
 
-def test_ui_off_loopback_needs_a_token(tmp_path: Path):
-    done = subprocess.run(
-        [sys.executable, "-m", "memrl_server", "ui", "--db", str(tmp_path / "m.db"), "--host", "0.0.0.0"],
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2 and "set a bearer token" in done.stderr
+def test_ui_off_loopback_needs_a_token(tmp_path: Path, capsys):
+    from memrl_server.cli import main
+
+    assert main(["ui", "--db", str(tmp_path / "m.db"), "--host", "0.0.0.0"]) == 2
+    assert "set a bearer token with --token or MEMRL_HTTP_TOKEN" in capsys.readouterr().err
+    assert not (tmp_path / "m.db").exists()  # refused before anything opened
 
 
 @pytest.fixture(scope="module")
