@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import retrieval, validation
+from . import inspection, retrieval, validation
 from .config import MemoryConfig
 from .embeddings import Embedder
 from .errors import InvalidInputError, ModelMismatchError, UnknownTaskError
@@ -468,6 +468,32 @@ class Memory:
     def task(self, task_id: str) -> TaskRow | None:
         with self.storage.read() as r:
             return r.task(validation.task_id(task_id))
+
+    # -- inspection (read-only; the page of `memrl ui`, see inspection.py) ------------------
+
+    def memories_page(self, namespace: str, **query: Any) -> inspection.MemoryPage:
+        """One page of a namespace's memories with their use and Q history. `query`: sort
+        (q | created | updates | id), descending, kind, q_min, q_max, text, after (the
+        page's `next_after`), limit."""
+        return inspection.memories_page(
+            self.storage, inspection.memory_filter(namespace, **query)
+        )
+
+    def memory_history(self, memory_id: int, limit: int = 500) -> inspection.MemoryHistory:
+        """A memory (None once forgotten) and the last `limit` tasks that had it in their pool."""
+        return inspection.memory_history(self.storage, memory_id, limit)
+
+    def ledger_page(self, namespace: str, **query: Any) -> inspection.LedgerPage:
+        """One page of the task ledger, newest first, each task with its pool. `query`:
+        outcome (success | failure | pending), empty_pool, before (the page's
+        `next_before`), limit."""
+        return inspection.ledger_page(self.storage, inspection.ledger_filter(namespace, **query))
+
+    def learning_curve(
+        self, namespace: str, window: int = 20, limit: int = 10_000
+    ) -> inspection.LearningCurve:
+        """Rolling success rates over the last `limit` tasks (inspection.py)."""
+        return inspection.learning_curve(self.storage, namespace, window, limit)
 
     def preload(self, namespace: str) -> int:
         """Read a namespace's search data into memory ahead of its first recall."""

@@ -130,11 +130,14 @@ class MemrlServer(TeamServer):
 
 
 def build_server(
-    settings: ServerSettings, embedder_factory: Callable[[], Embedder] | None = None
+    settings: ServerSettings,
+    embedder_factory: Callable[[], Embedder] | None = None,
+    runtime: MemoryRuntime | None = None,
 ) -> MCPServer[MemoryRuntime]:
-    """An MCPServer over the database in `settings`; `embedder_factory` replaces the model in tests."""
+    """An MCPServer over the database in `settings`; `embedder_factory` replaces the model in
+    tests; `runtime` shares one memory with the inspection page (`memrl serve --http`)."""
 
-    runtime = MemoryRuntime(settings, embedder_factory)
+    runtime = runtime or MemoryRuntime(settings, embedder_factory)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[MemoryRuntime]) -> AsyncIterator[MemoryRuntime]:

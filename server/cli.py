@@ -127,6 +127,20 @@ def _serve(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _ui(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ui", help="serve the inspection page (http://127.0.0.1:8766/ui/)")
+    _common(p)
+    _namespace(p, "namespace shown first (default: this git repo)")
+    _model(p)
+    _retrieval(p)
+    p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8766, help="HTTP port (default 8766)")
+    p.add_argument(
+        "--token",
+        help="token the page asks for once (env MEMRL_HTTP_TOKEN; required off 127.0.0.1)",
+    )
+
+
 def _recall(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recall", help="recall memories for a task (starts the task)")
     _common(p)
@@ -218,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
-    for add in (_serve, _recall, _report, _store, _others):
+    for add in (_serve, _ui, _recall, _report, _store, _others):
         add(sub)
     parser.commands = dict(sub.choices)
     return parser

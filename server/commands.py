@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from .models import RecallOutput
 from .output import print_json
 from .settings import ServerSettings
 
+log = logging.getLogger("memrl")
 Command = Callable[[argparse.Namespace, ServerSettings, Memory], None]
 
 
@@ -183,14 +185,29 @@ def serve(args: argparse.Namespace, settings: ServerSettings) -> None:
 
     from .app import build_server
     from .http import check_bind, serve_http
+    from .runtime import MemoryRuntime
 
     if args.http:
         check_bind(settings)
-    server = build_server(settings)
-    if args.http:
-        anyio.run(serve_http, server, settings)
-    else:
+    runtime = MemoryRuntime(settings)  # one memory for the MCP server and the page at /ui
+    server = build_server(settings, runtime=runtime)
+    if not args.http:
         server.run("stdio")
+        return
+    ui = None
+    if settings.token_file is None or settings.token:
+        from .ui import build_ui  # the page at /ui (not imported for stdio)
+
+        ui = build_ui(runtime, settings)
+    else:  # the page shows every namespace: only a token for all of them may open it
+        log.info("no page at /ui: a token file alone scopes tokens to namespaces; add --token")
+    anyio.run(serve_http, server, settings, ui)
+
+
+def ui(args: argparse.Namespace, settings: ServerSettings) -> None:
+    from .ui.serve import run_ui
+
+    run_ui(settings)
 
 
 def run(args: argparse.Namespace, settings: ServerSettings) -> int:
@@ -199,6 +216,9 @@ def run(args: argparse.Namespace, settings: ServerSettings) -> int:
         return 0
     if args.command == "demo":
         demo(args, settings)
+        return 0
+    if args.command == "ui":
+        ui(args, settings)
         return 0
     if args.command == "hook":
         from .hooks.client import run as run_hook

@@ -150,21 +150,28 @@ def bind(settings: ServerSettings) -> socket.socket:
     return sock
 
 
-def http_app(server: MCPServer[Any], settings: ServerSettings) -> Any:
+def http_app(server: MCPServer[Any], settings: ServerSettings, ui: Any = None) -> Any:
+    """The MCP endpoint at /mcp and, given `ui` (server/ui), the inspection page at /ui:
+    the page checks the full-access token itself (a browser logs in once, keeps a cookie)."""
     check_bind(settings)
     security = None
     if not settings.loopback:  # the token, not the Host header, guards a public bind
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    app = server.streamable_http_app(transport_security=security, host=settings.host)
+    app: Any = server.streamable_http_app(transport_security=security, host=settings.host)
     tokens = load_tokens(settings.token_file) if settings.token_file else {}
     if settings.token:
         tokens[settings.token] = EVERYTHING
-    return BearerTokenMiddleware(app, tokens) if tokens else app
+    app = BearerTokenMiddleware(app, tokens) if tokens else app
+    if ui is None:
+        return app
+    from .ui import with_ui
+
+    return with_ui(app, ui)
 
 
-async def serve_http(server: MCPServer[Any], settings: ServerSettings) -> None:
+async def serve_http(server: MCPServer[Any], settings: ServerSettings, ui: Any = None) -> None:
     sock = bind(settings)  # first: a failed bind must not start the model loading
-    app = http_app(server, settings)
+    app = http_app(server, settings, ui)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     log.info("serving streamable HTTP on http://%s:%d/mcp", settings.host, settings.port)
     await uvicorn.Server(config).serve(sockets=[sock])

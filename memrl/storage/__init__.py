@@ -38,10 +38,10 @@ def open_storage(target: str | Path, dim: int, model_id: str) -> Storage:
 
 def explain(error: BaseException, target: str | Path) -> MemrlError | None:
     """A failure of the storage at `target` as an error that says what to do, or None when
-    it is not one the person can act on (an internal error). PostgreSQL's connection errors
-    are explained where they happen (postgres/connection.py)."""
+    it is not one the person can act on (an internal error). On PostgreSQL the backend
+    raises errors that already say what to do (postgres/connection.py), passed through."""
     if is_postgres_url(target):
-        return None
+        return error if isinstance(error, MemrlError) else None
     from .sqlite.failures import explain as explain_sqlite
 
     return explain_sqlite(error, target)

@@ -11,7 +11,13 @@ The contracts every backend keeps (the conformance tests check them on each):
 - `nearest_intents` returns exact cosine similarities, best first, ties to the newer intent;
 - `members` returns, per intent, at most `cap` memories ordered by Q desc, then id desc;
 - `apply_outcome` updates Q in one statement (no read-modify-write), once per task;
-- a namespace is bound to one embedding model on its first write.
+- a namespace is bound to one embedding model on its first write;
+- `apply_outcome` records, per credited memory still present, its Q after the outcome.
+
+`Storage.inspect()` opens a read-only view (`InspectReads`) for the inspection page
+(`memrl ui`): paged and filtered memory lists, each memory's ledger history, the ledger
+itself and the series of the learning curve. Each read is bounded (a page, a limit) and
+served by an index, so it stays fast on a namespace of 100k memories.
 """
 
 from __future__ import annotations
@@ -190,6 +196,153 @@ class WriteTx(ReadTx, Protocol):
     def delete_memories(self, memory_ids: Sequence[int]) -> int: ...
 
 
+# -- inspection reads (the page of `memrl ui`) ---------------------------------------------
+
+MEMORY_SORTS = ("q", "created", "updates", "id")  # Q, created_at, n_updates, id
+OUTCOME_FILTERS = ("success", "failure", "pending")  # reward > 0, reward <= 0, not reported
+
+
+@dataclass(frozen=True)
+class MemoryFilter:
+    """One page of a namespace's memories: sorted by `sort` (ties by id, same direction),
+    filtered, starting after the keyset cursor `after` = (sort value, id) of the last row
+    of the previous page. `text` matches intent or experience as a substring (ASCII case
+    folded)."""
+
+    namespace: str
+    sort: str = "q"
+    descending: bool = True
+    kind: str | None = None
+    q_min: float | None = None
+    q_max: float | None = None
+    text: str | None = None
+    after: tuple[float, int] | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A memory's use, from the ledger: pools it entered, times injected, outcomes of the
+    reported tasks that injected it, and when it was last injected."""
+
+    in_pool: int = 0
+    injected: int = 0
+    injected_reported: int = 0
+    injected_success: int = 0  # reward > 0
+    last_injected: float | None = None
+
+    @property
+    def success_rate(self) -> float | None:
+        if not self.injected_reported:
+            return None
+        return self.injected_success / self.injected_reported
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """One task that had a memory in its phase-A pool, and what came of it."""
+
+    task_id: str
+    created_at: float
+    query: str
+    rank: int
+    similarity: float
+    q: float  # Q when the task was recalled
+    score: float
+    injected: bool
+    credited: bool
+    outcome: str | None
+    reward: float | None
+    reported_at: float | None
+    q_after: float | None  # Q after the outcome, for a credited memory
+
+
+@dataclass(frozen=True)
+class PoolMember:
+    """A memory of a task's pool as the ledger recorded it; `intent` and `kind` are None
+    once the memory has been forgotten."""
+
+    memory_id: int
+    rank: int
+    similarity: float
+    q: float
+    score: float
+    injected: bool
+    credited: bool
+    q_after: float | None
+    intent: str | None
+    kind: str | None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    task_id: str
+    namespace: str
+    query: str
+    created_at: float
+    k1: int
+    k2: int
+    lam: float
+    delta: float
+    epsilon: float
+    explored: bool
+    selection_prob: float | None
+    outcome: str | None
+    reward: float | None
+    used_ids: list[int] | None
+    reported_at: float | None
+    pool: list[PoolMember]
+
+
+@dataclass(frozen=True)
+class LedgerFilter:
+    """One page of a namespace's tasks, newest first, before the keyset cursor `before` =
+    (created_at, task_id). `empty_pool`: True keeps the tasks where nothing passed the
+    gate, False the others."""
+
+    namespace: str
+    outcome: str | None = None  # one of OUTCOME_FILTERS
+    empty_pool: bool | None = None
+    before: tuple[float, str] | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class TaskPoint:
+    """A task of the learning curve: when, its reward (None: not reported), its pool size
+    and how many memories it injected."""
+
+    created_at: float
+    reward: float | None
+    pool: int
+    injected: int
+
+
+class InspectReads(Protocol):
+    """Read-only queries of the inspection page. Every one is bounded by its arguments."""
+
+    def memory_page(self, query: MemoryFilter) -> list[MemoryRow]: ...
+
+    def memory_count(self, query: MemoryFilter) -> int:
+        """How many memories match `query` (its cursor and limit ignored)."""
+
+    def usage(self, memory_ids: Sequence[int]) -> dict[int, Usage]:
+        """Usage of each memory that entered a pool (others are absent)."""
+
+    def q_history(self, memory_ids: Sequence[int], per_memory: int) -> dict[int, list[tuple[float, float]]]:
+        """Per memory, (reported_at, Q after) of its last `per_memory` credited outcomes,
+        oldest first."""
+
+    def appearances(self, memory_id: int, limit: int) -> list[Appearance]:
+        """The last `limit` tasks with `memory_id` in their pool, newest first (also for a
+        forgotten memory: the ledger keeps its history)."""
+
+    def ledger_page(self, query: LedgerFilter) -> list[LedgerEntry]: ...
+
+    def task_points(self, namespace: str, limit: int) -> list[TaskPoint]:
+        """The namespace's last `limit` tasks, oldest first."""
+
+
 class Storage(Protocol):
     model_id: str
     dim: int
@@ -198,6 +351,10 @@ class Storage(Protocol):
     def read(self) -> AbstractContextManager[ReadTx]: ...
 
     def write(self) -> AbstractContextManager[WriteTx]: ...
+
+    def inspect(self) -> AbstractContextManager[InspectReads]:
+        """A read-only, consistent view for the inspection page; it should not hold up
+        recalls and outcomes while it runs (SQLite: its own connection)."""
 
     def preload(self, namespace: str) -> int: ...
 

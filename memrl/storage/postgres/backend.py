@@ -210,6 +210,13 @@ class PostgresStorage:
         except OperationalError as e:
             raise DatabaseError(f"PostgreSQL at {self.target}: {str(e).strip()}") from e
 
+    @contextmanager
+    def inspect(self) -> Iterator[Any]:
+        raise DatabaseError(
+            "the inspection page does not read PostgreSQL yet: use `memrl export --db URL`"
+        )
+        yield  # pragma: no cover
+
     def preload(self, namespace: str) -> int:
         """Nothing to load into this process: the index lives in the server's buffers."""
         return 0

@@ -4,7 +4,8 @@
 several processes share the file through WAL and `BEGIN IMMEDIATE` write transactions
 (connection.py). A read runs under the lock in autocommit mode; a write is one
 transaction, so everything `Memory` does inside `with storage.write() as tx:` commits or
-rolls back together.
+rolls back together. The inspection page reads through a second connection of its own
+(opened on first use), so a long page query never holds up a recall or an outcome.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..base import MemoryRow, NewMemory, NewTask, Outcome, TaskRow
 from . import ledger, memories
 from .connection import connect, write_transaction
 from .index import VectorIndex
+from .inspect import SqliteInspect
 from .migrations import apply_migrations
 
 _STATS_KEYS = (
@@ -127,6 +129,8 @@ class SqliteStorage:
         self.dim = dim
         self.index = VectorIndex(dim, **index_options)
         self._lock = threading.RLock()
+        self._inspect_lock = threading.Lock()
+        self._inspect_conn: Any = None
         self._conn = connect(self.path)
         try:
             apply_migrations(self._conn, dim)
@@ -144,12 +148,34 @@ class SqliteStorage:
         with self._lock, write_transaction(self._conn) as conn:
             yield SqliteTx(self, conn)
 
+    @contextmanager
+    def inspect(self) -> Iterator[SqliteInspect]:
+        """A read transaction (one consistent snapshot) on the inspection connection; an
+        in-memory database has only the main one."""
+        if self.path == ":memory:":
+            with self._lock:
+                yield SqliteInspect(self._conn)
+            return
+        with self._inspect_lock:
+            if self._inspect_conn is None:
+                self._inspect_conn = connect(self.path, readonly=True)
+            conn = self._inspect_conn
+            conn.execute("BEGIN")
+            try:
+                yield SqliteInspect(conn)
+            finally:
+                conn.execute("ROLLBACK")  # read only: nothing to commit
+
     def preload(self, namespace: str) -> int:
         """Read a namespace's search codes into memory ahead of its first recall."""
         with self._lock:
             return self.index.preload(self._conn, namespace)
 
     def close(self) -> None:
+        with self._inspect_lock:
+            if self._inspect_conn is not None:
+                self._inspect_conn.close()
+                self._inspect_conn = None
         with self._lock:
             self._conn.close()
 

@@ -88,11 +88,6 @@ def apply_outcome(
     now = time.time()
     credit = sorted(set(credit))
     marks = ",".join("?" * len(credit))
-    if credit:
-        conn.execute(
-            f"UPDATE task_candidates SET credited = 1 WHERE task_id = ? AND memory_id IN ({marks})",
-            [task_id, *credit],
-        )
     updated = conn.execute(
         "UPDATE tasks SET outcome = ?, reward = ?, used_ids = ?, reported_at = ? "
         "WHERE task_id = ? AND reward IS NULL RETURNING task_id",
@@ -103,12 +98,17 @@ def apply_outcome(
     if alpha is not None and credit:
         rows = conn.execute(
             "UPDATE memories SET q = q + ? * (? - q), n_updates = n_updates + 1, "
-            "last_reward = ?, updated_at = ? WHERE id IN ("
-            "SELECT memory_id FROM task_candidates WHERE task_id = ? AND credited = 1) "
-            "RETURNING id, q",
-            (alpha, reward, reward, now, task_id),
+            "last_reward = ?, updated_at = ? WHERE id IN (SELECT memory_id FROM "
+            f"task_candidates WHERE task_id = ? AND memory_id IN ({marks})) RETURNING id, q",
+            (alpha, reward, reward, now, task_id, *credit),
         ).fetchall()
         new_q = {int(r[0]): float(r[1]) for r in rows}
     else:
         new_q = q_of(conn, credit)
+    if credit:  # marked with the Q right after this outcome: each memory's history
+        conn.execute(
+            "UPDATE task_candidates SET credited = 1, q_after = (SELECT q FROM memories m "
+            f"WHERE m.id = task_candidates.memory_id) WHERE task_id = ? AND memory_id IN ({marks})",
+            [task_id, *credit],
+        )
     return Outcome(new_q, [m for m in credit if m not in new_q])

@@ -271,7 +271,28 @@ def _file_memories_under_intents(conn: Any) -> None:
         last = rows[-1][0]
 
 
-MIGRATIONS: list[Callable[[Any, int], None]] = [m001_initial, m002_code_snapshots, m003_intents]
+def m004_inspection(conn: Any, dim: int) -> None:
+    """What the inspection page (`memrl ui`) reads.
+
+    - `task_candidates.q_after`: a credited memory's Q right after the outcome (written by
+      `apply_outcome`), so a memory's Q history comes from the ledger. Rows of outcomes
+      reported before this migration keep NULL: that Q was never recorded.
+    - indexes for the memory list sorted by Q, by n_updates and by created_at inside a
+      namespace (each with the rowid, the tie-breaker): a page of 50 of 100k memories
+      reads 50 index entries instead of sorting the namespace.
+    """
+    conn.execute("ALTER TABLE task_candidates ADD COLUMN q_after REAL")
+    conn.execute("CREATE INDEX memories_by_q ON memories(namespace, q)")
+    conn.execute("CREATE INDEX memories_by_updates ON memories(namespace, n_updates)")
+    conn.execute("CREATE INDEX memories_by_created ON memories(namespace, created_at)")
+
+
+MIGRATIONS: list[Callable[[Any, int], None]] = [
+    m001_initial,
+    m002_code_snapshots,
+    m003_intents,
+    m004_inspection,
+]
 
 
 def schema_version(conn: Any) -> int:

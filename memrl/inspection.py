@@ -1,0 +1,237 @@
+"""Read-only views of what a namespace's memory learned (the inspection page, `memrl ui`).
+
+`Memory`'s inspection methods land here: arguments are checked, the storage's
+`InspectReads` answers, and the learning curve is computed from the ledger's task series.
+Nothing here writes.
+
+**The learning curve.** For the namespace's last `limit` tasks, in recall order, at each
+task: the success rate (reward > 0) of the last `window` reported tasks, of the last
+`window` reported tasks that injected memories, and of the last `window` that injected
+none; and the share of the last `window` tasks (reported or not) where nothing passed the
+gate. At most `MAX_POINTS` tasks are plotted, evenly spaced, the last always among them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from . import validation
+from .errors import InvalidInputError
+from .storage.base import (
+    MEMORY_SORTS,
+    OUTCOME_FILTERS,
+    Appearance,
+    LedgerEntry,
+    LedgerFilter,
+    MemoryFilter,
+    MemoryRow,
+    Storage,
+    TaskPoint,
+    Usage,
+)
+
+MAX_PAGE = 500
+MAX_POINTS = 300
+SPARK_POINTS = 40  # Q values per sparkline in the memory list
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A memory in a list, with its use and its Q history from the ledger."""
+
+    memory: MemoryRow
+    usage: Usage
+    q_history: list[tuple[float, float]]  # (time, Q after an outcome), oldest first
+
+
+@dataclass(frozen=True)
+class MemoryPage:
+    rows: list[Listed]
+    total: int  # memories matching the filters
+    next_after: tuple[float, int] | None  # the cursor of the next page; None on the last
+
+
+@dataclass(frozen=True)
+class MemoryHistory:
+    memory: MemoryRow | None  # None once forgotten (the ledger keeps its history)
+    usage: Usage
+    appearances: list[Appearance]  # newest first
+    q_history: list[tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class LedgerPage:
+    tasks: list[LedgerEntry]
+    next_before: tuple[float, str] | None
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    task: int  # 1-based position of the task in the series
+    at: float  # its recall time
+    success: float | None  # rolling success rate of reported tasks
+    with_memories: float | None
+    without_memories: float | None
+    gate_empty: float  # rolling share of tasks where nothing passed the gate
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    window: int
+    tasks: int  # tasks in the series
+    reported: int
+    truncated: bool  # the namespace has more tasks than the series holds
+    points: list[CurvePoint] = field(default_factory=list)
+
+
+def _limit(value: int, name: str = "limit", top: int = MAX_PAGE) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+        raise InvalidInputError(f"{name} must be an integer in 1..{top}, got {value!r}")
+    return value
+
+
+def _q_bound(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidInputError(f"{name} must be a number in [-1, 1], got {value!r}")
+    return float(value)
+
+
+def memory_filter(
+    namespace: str,
+    *,
+    sort: str = "q",
+    descending: bool = True,
+    kind: str | None = None,
+    q_min: float | None = None,
+    q_max: float | None = None,
+    text: str | None = None,
+    after: tuple[float, int] | None = None,
+    limit: int = 50,
+) -> MemoryFilter:
+    """A checked `MemoryFilter` (bad input: InvalidInputError saying what to fix)."""
+    if sort not in MEMORY_SORTS:
+        raise InvalidInputError(f"sort {sort!r} is invalid: use one of {', '.join(MEMORY_SORTS)}")
+    return MemoryFilter(
+        namespace=validation.namespace(namespace),
+        sort=sort,
+        descending=bool(descending),
+        kind=None if kind is None else validation.kind(kind),
+        q_min=_q_bound("q_min", q_min),
+        q_max=_q_bound("q_max", q_max),
+        text=(text or "").strip() or None,
+        after=after,
+        limit=_limit(limit),
+    )
+
+
+def _cursor(row: MemoryRow, sort: str) -> tuple[float, int]:
+    value = {"q": row.q, "created": row.created_at, "updates": row.n_updates, "id": row.id}[sort]
+    return (value, row.id)
+
+
+def memories_page(storage: Storage, query: MemoryFilter) -> MemoryPage:
+    """One page of memories with their use and Q history (one read snapshot)."""
+    probe = replace(query, limit=query.limit + 1)  # one more: is there a next page?
+    with storage.inspect() as r:
+        rows = r.memory_page(probe)
+        total = r.memory_count(query)
+        shown = rows[: query.limit]
+        ids = [m.id for m in shown]
+        usage = r.usage(ids)
+        history = r.q_history(ids, SPARK_POINTS)
+    more = len(rows) > query.limit
+    return MemoryPage(
+        rows=[Listed(m, usage.get(m.id, Usage()), history.get(m.id, [])) for m in shown],
+        total=total,
+        next_after=_cursor(shown[-1], query.sort) if more else None,
+    )
+
+
+def memory_history(storage: Storage, memory_id: int, limit: int) -> MemoryHistory:
+    if isinstance(memory_id, bool) or not isinstance(memory_id, int):
+        raise InvalidInputError(f"memory id must be an integer, got {memory_id!r}")
+    with storage.inspect() as r:
+        appearances = r.appearances(memory_id, _limit(limit, top=10_000))
+        usage = r.usage([memory_id]).get(memory_id, Usage())
+        history = r.q_history([memory_id], 10_000).get(memory_id, [])
+    with storage.read() as tx:
+        memory = tx.get([memory_id]).get(memory_id)
+    return MemoryHistory(memory, usage, appearances, history)
+
+
+def ledger_filter(
+    namespace: str,
+    *,
+    outcome: str | None = None,
+    empty_pool: bool | None = None,
+    before: tuple[float, str] | None = None,
+    limit: int = 50,
+) -> LedgerFilter:
+    if outcome is not None and outcome not in OUTCOME_FILTERS:
+        raise InvalidInputError(
+            f"outcome {outcome!r} is invalid: use one of {', '.join(OUTCOME_FILTERS)}"
+        )
+    return LedgerFilter(validation.namespace(namespace), outcome, empty_pool, before, _limit(limit))
+
+
+def ledger_page(storage: Storage, query: LedgerFilter) -> LedgerPage:
+    probe = replace(query, limit=query.limit + 1)
+    with storage.inspect() as r:
+        tasks = r.ledger_page(probe)
+    shown = tasks[: query.limit]
+    more = len(tasks) > query.limit
+    return LedgerPage(shown, (shown[-1].created_at, shown[-1].task_id) if more else None)
+
+
+def learning_curve(storage: Storage, namespace: str, window: int, limit: int) -> LearningCurve:
+    window = _limit(window, "window", 10_000)
+    limit = _limit(limit, "limit", 100_000)
+    with storage.inspect() as r:
+        series = r.task_points(validation.namespace(namespace), limit + 1)
+    truncated = len(series) > limit
+    return curve(series[-limit:], window, truncated)
+
+
+class _Rolling:
+    """The mean of the last `window` values added."""
+
+    def __init__(self, window: int) -> None:
+        self.values: deque[float] = deque()
+        self.window = window
+        self.total = 0.0
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+        self.total += value
+        if len(self.values) > self.window:
+            self.total -= self.values.popleft()
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / len(self.values) if self.values else None
+
+
+def curve(series: Sequence[TaskPoint], window: int, truncated: bool = False) -> LearningCurve:
+    """The learning curve of a task series (see the module docstring)."""
+    overall, used, alone, empty = (_Rolling(window) for _ in range(4))
+    step = max(1, math.ceil(len(series) / MAX_POINTS))
+    points: list[CurvePoint] = []
+    for i, task in enumerate(series, start=1):
+        empty.add(1.0 if task.pool == 0 else 0.0)
+        if task.reward is not None:
+            won = 1.0 if task.reward > 0 else 0.0
+            overall.add(won)
+            (used if task.injected else alone).add(won)
+        if i % step == 0 or i == len(series):
+            points.append(
+                CurvePoint(
+                    i, task.created_at, overall.mean, used.mean, alone.mean, empty.mean or 0.0
+                )
+            )
+    reported = sum(1 for t in series if t.reward is not None)
+    return LearningCurve(window, len(series), reported, truncated, points)

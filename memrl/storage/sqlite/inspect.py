@@ -1,0 +1,223 @@
+"""The inspection page's reads in the SQLite file (SQL only; see `InspectReads` in base.py).
+
+Every query is bounded and served by an index (migration m004 adds the sort indexes):
+- memory pages: keyset pagination on (sort column, id) over `memories_by_q`,
+  `memories_by_updates`, `memories_by_created` or the rowid, never OFFSET;
+- usage, Q history and appearances of a memory: `task_candidates_memory`, then the
+  tasks' primary key;
+- ledger pages and the learning curve: `tasks_namespace` (namespace, created_at).
+A substring search has no index: it scans the namespace (measured in docs/UI.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..base import (
+    Appearance,
+    LedgerEntry,
+    LedgerFilter,
+    MemoryFilter,
+    MemoryRow,
+    PoolMember,
+    TaskPoint,
+    Usage,
+)
+from .memories import COLUMNS
+
+_SORT_COLUMN = {"q": "q", "created": "created_at", "updates": "n_updates", "id": "id"}
+_OUTCOME_SQL = {
+    "success": "reward > 0",
+    "failure": "reward <= 0",
+    "pending": "reward IS NULL",
+}
+_CHUNK = 500
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching `text` as a plain substring."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _filters(f: MemoryFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = ["namespace = ?"]
+    args: list[Any] = [f.namespace]
+    if f.kind is not None:
+        clauses.append("kind = ?")
+        args.append(f.kind)
+    if f.q_min is not None:
+        clauses.append("q >= ?")
+        args.append(f.q_min)
+    if f.q_max is not None:
+        clauses.append("q <= ?")
+        args.append(f.q_max)
+    if f.text:
+        clauses.append("(intent LIKE ? ESCAPE '\\' OR experience LIKE ? ESCAPE '\\')")
+        args += [_like(f.text)] * 2
+    return " AND ".join(clauses), args
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _appearance(r: Sequence[Any]) -> Appearance:
+    return Appearance(
+        task_id=r[0],
+        created_at=r[1],
+        query=r[2],
+        rank=r[3],
+        similarity=r[4],
+        q=r[5],
+        score=r[6],
+        injected=bool(r[7]),
+        credited=bool(r[8]),
+        outcome=r[9],
+        reward=r[10],
+        reported_at=r[11],
+        q_after=r[12],
+    )
+
+
+def _ledger_entry(r: Sequence[Any], pool: list[PoolMember]) -> LedgerEntry:
+    return LedgerEntry(
+        task_id=r[0],
+        namespace=r[1],
+        query=r[2],
+        created_at=r[3],
+        k1=r[4],
+        k2=r[5],
+        lam=r[6],
+        delta=r[7],
+        epsilon=r[8],
+        explored=bool(r[9]),
+        selection_prob=r[10],
+        outcome=r[11],
+        reward=r[12],
+        used_ids=None if r[13] is None else json.loads(r[13]),
+        reported_at=r[14],
+        pool=pool,
+    )
+
+
+class SqliteInspect:
+    """`InspectReads` on one connection, inside the read transaction `Storage.inspect()` opened."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def memory_page(self, query: MemoryFilter) -> list[MemoryRow]:
+        column = _SORT_COLUMN[query.sort]
+        where, args = _filters(query)
+        op, order = ("<", "DESC") if query.descending else (">", "ASC")
+        if query.after is not None:
+            value, last_id = query.after
+            if column == "id":
+                where += f" AND id {op} ?"
+                args.append(last_id)
+            else:
+                where += f" AND ({column}, id) {op} (?, ?)"
+                args += [value, last_id]
+        order_by = "id" if column == "id" else f"{column} {order}, id"
+        rows = self.conn.execute(
+            f"SELECT {COLUMNS} FROM memories WHERE {where} ORDER BY {order_by} {order} LIMIT ?",
+            [*args, query.limit],
+        ).fetchall()
+        return [MemoryRow.from_row(r) for r in rows]
+
+    def memory_count(self, query: MemoryFilter) -> int:
+        where, args = _filters(query)
+        return int(self.conn.execute(f"SELECT count(*) FROM memories WHERE {where}", args).fetchone()[0])
+
+    def usage(self, memory_ids: Sequence[int]) -> dict[int, Usage]:
+        out: dict[int, Usage] = {}
+        ids = [int(m) for m in memory_ids]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = self.conn.execute(
+                "SELECT c.memory_id, count(*), count(CASE WHEN c.injected THEN 1 END), "
+                "count(CASE WHEN c.injected AND t.reward IS NOT NULL THEN 1 END), "
+                "count(CASE WHEN c.injected AND t.reward > 0 THEN 1 END), "
+                "max(CASE WHEN c.injected THEN t.created_at END) "
+                "FROM task_candidates c JOIN tasks t ON t.task_id = c.task_id "
+                f"WHERE c.memory_id IN ({_placeholders(len(chunk))}) GROUP BY c.memory_id",
+                chunk,
+            ).fetchall()
+            for r in rows:
+                out[int(r[0])] = Usage(int(r[1]), int(r[2]), int(r[3]), int(r[4]), r[5])
+        return out
+
+    def q_history(
+        self, memory_ids: Sequence[int], per_memory: int
+    ) -> dict[int, list[tuple[float, float]]]:
+        out: dict[int, list[tuple[float, float]]] = {}
+        for mid in memory_ids:
+            rows = self.conn.execute(
+                "SELECT t.reported_at, c.q_after FROM task_candidates c "
+                "JOIN tasks t ON t.task_id = c.task_id WHERE c.memory_id = ? AND c.credited = 1 "
+                "AND c.q_after IS NOT NULL ORDER BY t.reported_at DESC LIMIT ?",
+                (int(mid), per_memory),
+            ).fetchall()
+            if rows:
+                out[int(mid)] = [(float(at), float(q)) for at, q in reversed(rows)]
+        return out
+
+    def appearances(self, memory_id: int, limit: int) -> list[Appearance]:
+        rows = self.conn.execute(
+            "SELECT t.task_id, t.created_at, t.query, c.rank, c.similarity, c.q, c.score, "
+            "c.injected, c.credited, t.outcome, t.reward, t.reported_at, c.q_after "
+            "FROM task_candidates c JOIN tasks t ON t.task_id = c.task_id "
+            "WHERE c.memory_id = ? ORDER BY t.created_at DESC, t.task_id DESC LIMIT ?",
+            (int(memory_id), limit),
+        ).fetchall()
+        return [_appearance(r) for r in rows]
+
+    def ledger_page(self, query: LedgerFilter) -> list[LedgerEntry]:
+        clauses: list[str] = ["namespace = ?"]
+        args: list[Any] = [query.namespace]
+        if query.outcome is not None:
+            clauses.append(_OUTCOME_SQL[query.outcome])
+        if query.empty_pool is not None:
+            exists = "EXISTS (SELECT 1 FROM task_candidates c WHERE c.task_id = t.task_id)"
+            clauses.append(f"NOT {exists}" if query.empty_pool else exists)
+        if query.before is not None:
+            clauses.append("(created_at, task_id) < (?, ?)")
+            args += list(query.before)
+        rows = self.conn.execute(
+            "SELECT task_id, namespace, query, created_at, k1, k2, lam, delta, epsilon, "
+            "explored, selection_prob, outcome, reward, used_ids, reported_at FROM tasks t "
+            f"WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, task_id DESC LIMIT ?",
+            [*args, query.limit],
+        ).fetchall()
+        pools = self._pools([r[0] for r in rows])
+        return [_ledger_entry(r, pools.get(r[0], [])) for r in rows]
+
+    def _pools(self, task_ids: Sequence[str]) -> dict[str, list[PoolMember]]:
+        out: dict[str, list[PoolMember]] = {}
+        if not task_ids:
+            return out
+        rows = self.conn.execute(
+            "SELECT c.task_id, c.memory_id, c.rank, c.similarity, c.q, c.score, c.injected, "
+            "c.credited, c.q_after, m.intent, m.kind FROM task_candidates c "
+            "LEFT JOIN memories m ON m.id = c.memory_id "
+            f"WHERE c.task_id IN ({_placeholders(len(task_ids))}) ORDER BY c.task_id, c.rank",
+            list(task_ids),
+        ).fetchall()
+        for r in rows:
+            out.setdefault(r[0], []).append(
+                PoolMember(r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]), *r[8:])
+            )
+        return out
+
+    def task_points(self, namespace: str, limit: int) -> list[TaskPoint]:
+        rows = self.conn.execute(
+            "SELECT t.created_at, t.reward, "
+            "(SELECT count(*) FROM task_candidates c WHERE c.task_id = t.task_id), "
+            "(SELECT count(*) FROM task_candidates c WHERE c.task_id = t.task_id AND c.injected) "
+            "FROM tasks t WHERE t.namespace = ? ORDER BY t.created_at DESC LIMIT ?",
+            (namespace, limit),
+        ).fetchall()
+        return [TaskPoint(float(r[0]), r[1], int(r[2]), int(r[3])) for r in reversed(rows)]
