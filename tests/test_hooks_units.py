@@ -302,9 +302,10 @@ def test_a_socket_path_too_long_moves_to_a_private_temp_dir(tmp_path):
 
 
 def test_the_hooks_import_nothing_heavy():
-    """The hook process must not import the core, numpy or the MCP SDK (~150 ms)."""
+    """The hook process (`memrl hook`, answered by entry.py without the rest of the command
+    line) must not import the core, numpy or the MCP SDK (~150 ms)."""
     code = (
-        "import sys, memrl_server.cli, memrl_server.hooks.client, memrl_server.hooks.events;"
+        "import sys, memrl_server.entry, memrl_server.hooks.client, memrl_server.hooks.events;"
         "print(sorted(m for m in ('memrl', 'numpy', 'mcp', 'pydantic', 'sqlite_vec') "
         "if m in sys.modules))"
     )
