@@ -35,7 +35,8 @@ from memrl.storage.sqlite.migrations import apply_migrations
 N_STORED = 2_800
 N_QUERIES = 200
 SMALL_GATE = 0.35  # MemoryConfig.delta_small
-# Measured on this corpus (2,800 stored, 200 queries), every figure recall@k against exact:
+# Measured on this corpus (2,800 stored, 200 queries), every figure recall@k against exact
+# (the same figures before and after the port to memrl.storage.sqlite):
 #   default budgets (rescore 200/400, coarse 1000/2000): 1.000 at k = 5 and 10, overall and
 #     above either gate;
 #   budgets of tests/test_vector_index.py (oversample 6, min_rescore 30, min_coarse 150):
@@ -188,8 +189,9 @@ def test_small_budgets_are_tight_enough_to_miss(
 # -- the whole corpus at default budgets (slow: pytest -m slow) ----------------------------------
 
 N_LARGE = 100_000
-# Measured with the corpus of 103,018 sentences (Python 3.11.7): 1.000 at k = 5 and 10,
-# overall and above either gate; with a quarter of the default budgets 0.997 / 0.999.
+# Measured with the corpus of 103,018 sentences (Python 3.11.7) on commit 075f749, before
+# the port to memrl.storage.sqlite (not re-run since): 1.000 at k = 5 and 10, overall and
+# above either gate; with a quarter of the default budgets 0.997 / 0.999.
 MIN_RECALL_LARGE = 0.98
 
 
