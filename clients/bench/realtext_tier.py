@@ -3,8 +3,10 @@
 The other tiers' texts are templated (and the bulk tiers' vectors are those embeddings plus
 Gaussian noise): well-separated clusters, the easiest case for one-bit sign codes. Here the
 first `queries` sentences of the real-text corpus (`realtext`) are the queries and the next
-`n` are stored, all in one namespace, through `VectorIndex.add_many` on a SQLite file that
-holds the index's tables alone. The queries are never stored.
+`n` are stored, all in one namespace, through `VectorIndex.add_many` (rows keyed by intent
+id, 1..n) on a fresh SQLite file whose schema the migrations created: only the index's
+tables are filled (no intents or memories behind the rows; the index tables have no foreign
+key to them). The queries are never stored.
 
 Figures, at the index's default candidate budgets:
 
@@ -17,7 +19,9 @@ Figures, at the index's default candidate budgets:
   is not a miss.
 - the largest gap between a returned similarity and the exact cosine of that row;
 - search p50 / p95 of the index, of exact numpy (one thread, the vectors in RAM) and of
-  sqlite-vec's exact vec0 KNN over the same rows (the index's table of record), in wall
+  `VectorIndex.search_vec0`: sqlite-vec's exact vec0 KNN over the same rows (the index's
+  table of record) as the index runs it for small namespaces, k + 16 (`TIE_MARGIN`)
+  neighbours from vec0 rescored by exact cosine from the stored float vectors; in wall
   clock and in CPU time of the process (the second survives a machine shared with other
   jobs far better);
 - recall again with a quarter of the default candidate budgets: the headroom left.
@@ -35,8 +39,9 @@ import numpy as np
 
 from memrl.calibration import pairwise_quantile
 from memrl.config import MemoryConfig
-from memrl.db import connect, write_transaction
-from memrl.vector_index import COARSE_FACTOR, VectorIndex
+from memrl.storage.sqlite.connection import connect, write_transaction
+from memrl.storage.sqlite.index import COARSE_FACTOR, VectorIndex
+from memrl.storage.sqlite.migrations import apply_migrations
 
 from . import build, embed_cache, realtext
 from .measure import summary, timed
@@ -73,14 +78,13 @@ def query_recall(
 
 
 def build_index_db(path: Path, vectors: np.ndarray) -> VectorIndex:
-    """A file with the index's tables, rows 1..n in one namespace (ids = row + 1)."""
+    """A fresh database (schema by the migrations) whose index tables hold rows 1..n in
+    one namespace (intent ids = row + 1); no intents or memories rows are written."""
     build.fresh(path)
     index = VectorIndex(vectors.shape[1])
     conn = connect(path)
     try:
-        with write_transaction(conn):
-            for statement in index.schema_sql():
-                conn.execute(statement)
+        apply_migrations(conn, index.dim)
         for start in range(0, len(vectors), 20_000):
             end = min(len(vectors), start + 20_000)
             with write_transaction(conn):
@@ -99,7 +103,8 @@ def gates(vectors: np.ndarray, config: MemoryConfig) -> dict[str, float]:
 
 def budgets(index: VectorIndex, n: int, k: int) -> dict[str, Any]:
     """The candidates the index keeps at this size, and which path searches (see
-    `VectorIndex.search`: a namespace no larger than `rescore` goes to exact vec0 KNN)."""
+    `VectorIndex.search`: a namespace no larger than `rescore` goes to exact vec0 KNN,
+    whose neighbours are rescored like the code path's)."""
     rescore = min(index.max_rescore, max(index.min_rescore, index.oversample * k), n)
     return {
         "rescore": rescore,
