@@ -293,7 +293,9 @@ def measure_tier(
         if report:
             extra = args.report_tasks - len(task_ids)
             for i in range(max(0, extra)):
-                task_ids.append(memory.recall(qtexts[i % len(qtexts)], ns_names[i % len(ns_names)]).task_id)
+                task = memory.recall(qtexts[i % len(qtexts)], ns_names[i % len(ns_names)]).task_id
+                assert task is not None  # not a dry run: every recall opens a task
+                task_ids.append(task)
             say(f"  outcome updates ({len(task_ids)} reports) ...")
             res["outcome_updates"] = measure.outcome_updates(memory, task_ids)
     finally:

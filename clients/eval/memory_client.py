@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -74,8 +75,9 @@ class McpMemory:
         # Started in the database's folder, never the caller's: `python -m` puts the working
         # directory first on sys.path, so a server started by another checkout's Python from
         # inside this checkout would import this checkout's `memrl` core.
-        params = StdioServerParameters(command=command, args=args, env=env,
-                                       cwd=str(self.db.resolve().parent))
+        # (a PostgreSQL URL has no folder: the temporary directory then)
+        folder = self.db.resolve().parent if isinstance(self.db, Path) else tempfile.gettempdir()
+        params = StdioServerParameters(command=command, args=args, env=env, cwd=str(folder))
         errlog = self.errlog or sys.stderr
         self._stack = AsyncExitStack()
         self._client = await self._stack.enter_async_context(

@@ -71,7 +71,7 @@ async def run_one(suite: Suite, policy: Policy, seed: int, workdir: Path, positi
             log = stack.enter_context(open(workdir / f"{suite.env}-{policy.name}.log", "w"))
             db = fresh_store(workdir, f"{suite.env}-{policy.name}", db_url)
             flags = [*policy.flags, *suite.server_flags]
-            if db_url is None:
+            if isinstance(db, Path):
                 copy_db(template, db)
             memory = await stack.enter_async_context(
                 McpMemory(db, flags, errlog=log, python=server_python))
