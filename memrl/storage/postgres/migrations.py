@@ -132,7 +132,38 @@ def m001_initial(conn: Any, dim: int) -> None:
     conn.execute("CREATE INDEX task_candidates_memory ON task_candidates(memory_id)")
 
 
-MIGRATIONS: list[Callable[[Any, int], None]] = [m001_initial]
+def m002_inspection(conn: Any, dim: int) -> None:
+    """What the inspection page (`memrl ui`) reads (SQLite's m004, in PostgreSQL terms).
+
+    - `task_candidates.q_after`: a credited memory's Q right after the outcome (written by
+      `apply_outcome`), so a memory's Q history comes from the ledger. Rows of outcomes
+      reported before this migration keep NULL: that Q was never recorded. Adding a
+      nullable column without a default rewrites nothing.
+    - indexes for the memory list sorted by Q, by n_updates and by created_at inside a
+      namespace, each ending with id (the tie-breaker, which SQLite's indexes carry as the
+      rowid): a page of 50 of 100k memories reads 51 index entries, the keyset cursor
+      `(q, id) < (?, ?)` being an index condition. The price: an index now covers q and
+      n_updates, so the Q update of an outcome is no longer a HOT update (measured in
+      docs/PERFORMANCE.md#postgresql).
+    - the ledger's order, (namespace, created_at, task_id), with task_id in the "C"
+      collation (byte order, SQLite's BINARY): ledger pages and their cursor
+      `(created_at, task_id) < (?, ?)` walk it whatever the database's collation is. It
+      replaces `tasks_namespace` (namespace, created_at), of which it is a superset.
+
+    The indexes are built inside the migration's transaction, which holds writes to
+    memories and tasks while they build (seconds at 100k memories).
+    """
+    conn.execute("ALTER TABLE task_candidates ADD COLUMN q_after double precision")
+    conn.execute("CREATE INDEX memories_by_q ON memories(namespace, q, id)")
+    conn.execute("CREATE INDEX memories_by_updates ON memories(namespace, n_updates, id)")
+    conn.execute("CREATE INDEX memories_by_created ON memories(namespace, created_at, id)")
+    conn.execute(
+        'CREATE INDEX tasks_by_created ON tasks(namespace, created_at, task_id COLLATE "C")'
+    )
+    conn.execute("DROP INDEX tasks_namespace")
+
+
+MIGRATIONS: list[Callable[[Any, int], None]] = [m001_initial, m002_inspection]
 
 
 def _applied(conn: Any) -> int:
