@@ -1,25 +1,20 @@
-"""The inspection reads of `Memory` (what `memrl ui` shows) on a real SQLite file.
+"""The inspection reads of `Memory` (what `memrl ui` shows), on every backend.
 
 Memories, their use and Q history, a memory's ledger history, ledger pages with filters,
-the learning curve, the dry-run recall, and the query plans: every page query walks an
-index, never a sort of the namespace.
+the learning curve, the dry-run recall, and the view itself (one read-only snapshot beside
+the server's writes): the same history gives the same pages on the SQLite file and on
+PostgreSQL. What only one backend has (query plans, migrating an old database) lives in
+tests/test_core_inspection.py and tests/test_postgres_inspection.py.
 """
 
 from __future__ import annotations
 
-import gzip
-import shutil
-from pathlib import Path
-
 import pytest
 from fake_embedder import FakeEmbedder
 
-from memrl import InvalidInputError, MemoryConfig
-from memrl.inspection import MAX_POINTS, curve
-from memrl.storage.base import TaskPoint
+from memrl import InvalidInputError, MemoryConfig, SqliteStorage
 
 OPEN = MemoryConfig(alpha=0.5, delta=-1.0, k1=3, k2=1)
-DATA = Path(__file__).parent / "data"
 
 
 def _store(memory, n: int, ns: str = "p") -> list[int]:
@@ -41,9 +36,17 @@ def _walk(memory, ns: str, **query) -> list[int]:
         after = page.next_after
 
 
-def _set_q(memory, values: dict[int, float]) -> None:
+def _execute(memory, statement: str, rows: list[tuple]) -> None:
+    """`statement` (with `?` placeholders) once per row, in one write transaction."""
+    if not isinstance(memory.storage, SqliteStorage):
+        statement = statement.replace("?", "%s")
     with memory.storage.write() as tx:
-        tx.conn.executemany("UPDATE memories SET q = ? WHERE id = ?", [(q, i) for i, q in values.items()])
+        for row in rows:
+            tx.conn.execute(statement, row)
+
+
+def _set_q(memory, values: dict[int, float]) -> None:
+    _execute(memory, "UPDATE memories SET q = ? WHERE id = ?", [(q, i) for i, q in values.items()])
 
 
 @pytest.mark.parametrize("sort", ["q", "created", "updates", "id"])
@@ -76,21 +79,6 @@ def test_filters_kind_q_range_and_text_with_count(open_memory):
     assert memory.memories_page("p", text="_").total == 1  # `_` is no wildcard
     assert memory.memories_page("p", text="%").total == 1
     assert memory.memories_page("nobody").total == 0
-
-
-@pytest.mark.parametrize(
-    "query, message",
-    [
-        ({"sort": "random"}, "sort 'random' is invalid"),
-        ({"kind": "idea"}, "kind 'idea' is invalid"),
-        ({"q_min": float("nan")}, "q_min must be a number"),
-        ({"limit": 0}, "limit must be an integer in 1..500"),
-    ],
-)
-def test_bad_page_arguments_say_what_to_fix(open_memory, query, message):
-    memory = open_memory(config=OPEN)
-    with pytest.raises(InvalidInputError, match=message):
-        memory.memories_page("p", **query)
 
 
 def test_usage_q_history_and_appearances_come_from_the_ledger(open_memory):
@@ -179,34 +167,6 @@ def test_ledger_pages_filters_and_pools(open_memory):
         memory.ledger_page("p", outcome="won")
 
 
-def test_learning_curve_of_a_known_series():
-    series = [
-        TaskPoint(1.0, 1.0, 2, 1),
-        TaskPoint(2.0, -1.0, 0, 0),
-        TaskPoint(3.0, None, 0, 0),
-        TaskPoint(4.0, -1.0, 3, 1),
-        TaskPoint(5.0, 1.0, 3, 1),
-    ]
-    c = curve(series, window=2)
-    assert (c.tasks, c.reported, c.window) == (5, 4, 2)
-    got = [(p.task, p.success, p.with_memories, p.without_memories, p.gate_empty) for p in c.points]
-    assert got == [
-        (1, 1.0, 1.0, None, 0.0),
-        (2, 0.5, 1.0, 0.0, 0.5),
-        (3, 0.5, 1.0, 0.0, 1.0),  # a pending task moves only the gate share
-        (4, 0.0, 0.5, 0.0, 0.5),
-        (5, 0.5, 0.5, 0.0, 0.0),
-    ]
-
-
-def test_learning_curve_is_sampled_and_keeps_the_last_task():
-    series = [TaskPoint(float(i), 1.0, 1, 1) for i in range(1000)]
-    c = curve(series, window=20)
-    assert len(c.points) <= MAX_POINTS and c.points[-1].task == 1000
-    steps = {b.task - a.task for a, b in zip(c.points, c.points[1:-1])}
-    assert steps == {4}
-
-
 def test_learning_curve_from_the_ledger(open_memory):
     memory = open_memory(config=OPEN)
     _store(memory, 2)
@@ -237,56 +197,79 @@ def test_inspection_reads_its_own_snapshot_beside_a_write(open_memory):
     assert {r.memory.q for r in memory.memories_page("p").rows} == {0.9}
 
 
-PAGE_CALLS = {
-    "q page": lambda m: m.memories_page("p", after=(0.0, 5)),
-    "created page": lambda m: m.memories_page("p", sort="created", descending=False),
-    "updates page, kind": lambda m: m.memories_page("p", sort="updates", kind="failure"),
-    "id page": lambda m: m.memories_page("p", sort="id", after=(3, 3)),
-    "q range": lambda m: m.memories_page("p", q_min=-0.5, q_max=0.5),
-    "memory history": lambda m: m.memory_history(1),
-    "ledger page": lambda m: m.ledger_page("p", before=(1e12, "t")),
-    "ledger, outcome": lambda m: m.ledger_page("p", outcome="failure", empty_pool=True),
-    "learning curve": lambda m: m.learning_curve("p"),
-}
 
 
-@pytest.mark.parametrize("name", sorted(PAGE_CALLS))
-def test_page_queries_walk_an_index(open_memory, name):
-    """Every statement the page runs, traced with its values and explained: each table is
-    reached through an index, and nothing sorts a whole namespace (one memory's own ledger
-    rows may be sorted: their number is that memory's use, not the namespace's size)."""
+def test_text_search_folds_ascii_letters_only(open_memory):
+    """SQLite's LIKE folds A-Z only; PostgreSQL must not fold more (ILIKE and lower()
+    follow the database's locale)."""
     memory = open_memory(config=OPEN)
-    _store(memory, 3)
-    memory.report(memory.recall("intent 0", "p").task_id, success=True)
-    memory.memories_page("p")  # opens the inspection connection
-    conn = memory.storage._inspect_conn
-    statements: list[str] = []
-    conn.set_trace_callback(statements.append)
-    PAGE_CALLS[name](memory)
-    conn.set_trace_callback(None)
-    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert selects
-    for statement in selects:
-        plan = " | ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + statement))
-        if "TEMP B-TREE FOR ORDER BY" in plan:
-            assert "task_candidates_memory (memory_id=?)" in plan, (statement, plan)
-        for step in plan.split(" | "):
-            if step.startswith("SCAN"):  # a full pass only over a subquery's few rows
-                assert step.startswith(("SCAN t", "SCAN json_each")) or "INDEX" in step, (statement, plan)
+    memory.store_experience("rebuild the ÉCOLE index", "Straße closed", "note", "p")
+    memory.store_experience("plain intent", "plain experience", "note", "p")
+
+    def found(text: str) -> int:
+        return memory.memories_page("p", text=text).total
+
+    assert (found("école"), found("ÉCOLE"), found("Rebuild THE"), found("cole")) == (0, 1, 1, 1)
+    assert (found("STRASSE"), found("straße"), found("STRAßE"), found("STRAẞE")) == (0, 1, 1, 0)
 
 
-def test_an_old_file_gains_the_inspection_schema(tmp_path, real_model, sql):
-    from memrl import open_memory
+def test_ledger_ties_break_by_task_id_in_byte_order(open_memory):
+    memory = open_memory(config=OPEN)
+    _store(memory, 1)
+    ids = ["t-a", "t-B", "t-.", "t-0", "t-Z", "t-:"]  # byte order: . 0 : B Z a
+    for task_id in ids:
+        memory.recall("intent 0", "p", task_id=task_id)
+    _execute(memory, "UPDATE tasks SET created_at = ? WHERE task_id = ?", [(1000.0, t) for t in ids])
+    expected = ["t-a", "t-Z", "t-B", "t-:", "t-0", "t-."]
+    assert [t.task_id for t in memory.ledger_page("p").tasks] == expected
+    seen, before = [], None
+    while True:
+        page = memory.ledger_page("p", limit=2, before=before)
+        seen += [t.task_id for t in page.tasks]
+        if page.next_before is None:
+            break
+        before = page.next_before
+    assert seen == expected
+    [a] = memory.iter_memories("p")
+    assert [x.task_id for x in memory.memory_history(a.id).appearances] == expected
 
-    db = tmp_path / "v2.db"
-    with gzip.open(DATA / "schema-v2.db.gz") as src, open(db, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    memory = open_memory(db, embedder=real_model)
-    indexes = {r[0] for r in sql(memory.storage, "SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"memories_by_q", "memories_by_updates", "memories_by_created"} <= indexes
-    # outcomes reported before the migration never recorded Q after: NULL, not a guess
-    history = memory.memory_history(1)
-    assert [x.q_after for x in history.appearances if x.credited] == [None]
-    assert history.memory is not None and history.memory.n_updates == 1
-    assert history.q_history == []
-    memory.close()
+
+def test_an_updates_cursor_between_whole_numbers(open_memory):
+    """A cursor value typed into the URL need not be one of the column's values."""
+    memory = open_memory(config=OPEN)
+    ids = _store(memory, 6)
+    _execute(memory, "UPDATE memories SET n_updates = ? WHERE id = ?",
+             [(n, i) for n, i in zip([0, 1, 2, 3, 3, 5], ids)])
+
+    def page(descending: bool, after: tuple[float, int]) -> list[int]:
+        rows = memory.memories_page("p", sort="updates", descending=descending, after=after).rows
+        return [r.memory.n_updates for r in rows]
+
+    assert page(True, (2.5, 1)) == [2, 1, 0]
+    assert page(False, (2.5, 10**6)) == [3, 3, 5]
+    assert page(True, (-0.5, 0)) == [] and page(False, (1e300, 0)) == []
+    assert page(True, (1e300, 0)) == [5, 3, 3, 2, 1, 0]
+    assert page(True, (3.0, ids[4])) == [3, 2, 1, 0]  # (3, id 4) then the rest
+
+
+def test_one_view_is_one_snapshot(open_memory):
+    """Reads inside one `inspect()` block see the database as it was at the first."""
+    memory = open_memory(config=OPEN)
+    _store(memory, 2)
+    from memrl.inspection import memory_filter
+
+    query = memory_filter("p")
+    with memory.storage.inspect() as r:
+        assert r.memory_count(query) == 2
+        memory.store_experience("intent 9", "experience 9", namespace="p")  # committed meanwhile
+        assert r.memory_count(query) == 2 and len(r.memory_page(query)) == 2
+    assert memory.memories_page("p").total == 3
+
+
+def test_the_view_cannot_write(open_memory):
+    memory = open_memory(config=OPEN)
+    _store(memory, 1)
+    with pytest.raises(Exception, match="(?i)read.?only"):  # noqa: PT011 - each driver its own
+        with memory.storage.inspect() as r:
+            r.conn.execute("DELETE FROM memories")  # type: ignore[attr-defined]
+    assert memory.memories_page("p").total == 1
