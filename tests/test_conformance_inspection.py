@@ -273,3 +273,20 @@ def test_the_view_cannot_write(open_memory):
         with memory.storage.inspect() as r:
             r.conn.execute("DELETE FROM memories")  # type: ignore[attr-defined]
     assert memory.memories_page("p").total == 1
+
+
+def test_q_after_when_learning_is_off_or_the_memory_was_forgotten(open_memory):
+    """Learning off: Q after is the Q the memory keeps. Forgotten between recall and
+    outcome: credited, no Q after (there is no Q any more)."""
+    memory = open_memory(config=MemoryConfig(delta=-1.0, k1=3, k2=2, lam=0.0, learning=False))
+    a, b = _store(memory, 2)
+    _set_q(memory, {a: 0.4, b: -0.2})
+    task = memory.recall("intent 0", "p")
+    assert {m.id for m in task.injected} == {a, b}
+    memory.forget([b], "p")
+    outcome = memory.report(task.task_id or "", success=True)
+    assert (outcome.credited, outcome.forgotten) == ({a: 0.4}, [b])
+    [entry] = memory.ledger_page("p").tasks
+    assert {(m.memory_id, m.credited, m.q_after) for m in entry.pool} == {(a, True, 0.4), (b, True, None)}
+    assert memory.memory_history(a).q_history[-1][1] == 0.4
+    assert memory.memory_history(b).q_history == []

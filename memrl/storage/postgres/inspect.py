@@ -7,8 +7,8 @@ by an index (migration m002 adds the sort indexes):
   `memories_by_updates`, `memories_by_created` or `memories_namespace`, never OFFSET; the
   cursor is a row comparison, which the btree takes as its start position;
 - usage, Q history and appearances of a memory: `task_candidates_memory`, then the tasks'
-  primary key; the Q histories of a page's memories are one statement (a LATERAL subquery
-  per memory), not one round trip per memory;
+  primary key; the usage and the Q histories of a page's memories are one statement each
+  (a LATERAL subquery per memory), not one round trip per memory;
 - ledger pages and the learning curve: `tasks_by_created` (namespace, created_at,
   task_id); a page's pools are one statement on the primary key of `task_candidates`.
 A substring search has no index: it scans the namespace (measured in docs/UI.md).
@@ -164,16 +164,20 @@ class PostgresInspect:
         return int(row[0])
 
     def usage(self, memory_ids: Sequence[int]) -> dict[int, Usage]:
+        """One statement, a LATERAL aggregate per memory: each walks that memory's rows of
+        `task_candidates_memory` and their tasks by primary key, whatever the size of the
+        ledger (a join over all the ids at once may hash the whole tasks table)."""
         ids = [int(m) for m in memory_ids]
         if not ids:
             return {}
         rows = self.conn.execute(
-            "SELECT c.memory_id, count(*), count(*) FILTER (WHERE c.injected), "
+            "SELECT m.id, u.* FROM unnest(%s::bigint[]) AS m(id) CROSS JOIN LATERAL ("
+            "SELECT count(*) AS pools, count(*) FILTER (WHERE c.injected), "
             "count(*) FILTER (WHERE c.injected AND t.reward IS NOT NULL), "
             "count(*) FILTER (WHERE c.injected AND t.reward > 0), "
             "max(t.created_at) FILTER (WHERE c.injected) "
             "FROM task_candidates c JOIN tasks t ON t.task_id = c.task_id "
-            "WHERE c.memory_id = ANY(%s::bigint[]) GROUP BY c.memory_id",
+            "WHERE c.memory_id = m.id) u WHERE u.pools > 0",
             (ids,),
         ).fetchall()
         return {int(r[0]): Usage(int(r[1]), int(r[2]), int(r[3]), int(r[4]), r[5]) for r in rows}
