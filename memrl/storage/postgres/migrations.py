@@ -10,10 +10,14 @@ of schema is a new migration.
 The tables mirror the SQLite backend's (sqlite/migrations.py), in PostgreSQL types:
 - `intents` hold the vector (`vector(dim)`), searched by an HNSW index with cosine
   distance. m=16, ef_construction=64 (pgvector's defaults): see backend.py for recall.
-- `memories` are filed under intents. Its only indexes are on id, (namespace, content
-  hash), intent_id and (namespace, id): none covers q or the statistics, and the table is
-  created with fillfactor=80, so the Q update of an outcome is a HOT update (no index
-  write). Measured on this machine: 5,013 updates/s at fillfactor 80 against 1,420 at 100.
+- `memories` are filed under intents, in a table created with fillfactor=80. Under m001
+  its only indexes were on id, (namespace, content hash), intent_id and (namespace, id),
+  so the Q update of an outcome was a HOT update (no index write; 5,013 updates/s at
+  fillfactor 80 against 1,420 at 100 on this machine). m002 adds the inspection page's
+  sort indexes on (namespace, q, id) and (namespace, n_updates, id): since then a Q update
+  writes every index of the row (a report measured 1.2-2.0 ms slower at p50, see
+  docs/PERFORMANCE.md#postgresql), and the free space still keeps the new row version on
+  its page.
 - ids are identity columns: a sequence never hands out a number twice, so ids are never
   reused (the SQLite backend needs AUTOINCREMENT for the same).
 """
