@@ -34,6 +34,7 @@ from .storage.base import (
 )
 
 MAX_PAGE = 500
+MAX_SEARCH_CHARS = 1000
 MAX_POINTS = 300
 SPARK_POINTS = 40  # Q values per sparkline in the memory list
 
@@ -121,11 +122,21 @@ def _after(after: tuple[float, int] | None) -> tuple[float, int] | None:
     return (after[0], after[1])
 
 
+def _search_text(text: str | None) -> str | None:
+    """The substring filter, None when blank; a NUL or a lone surrogate (which no stored
+    memory holds, and which a driver may refuse to send) is refused on every backend."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    return validation.text("text", text, MAX_SEARCH_CHARS)
+
+
 def _before(before: tuple[float, str] | None) -> tuple[float, str] | None:
     if before is None:
         return None
     ok = isinstance(before, (tuple, list)) and len(before) == 2
     if not ok or not _finite(before[0]) or not isinstance(before[1], str):
+        raise InvalidInputError(f"before must be (a finite time, a task id), got {before!r}")
+    if not validation.TASK_ID_RE.fullmatch(before[1]):  # what recall hands out, nothing else
         raise InvalidInputError(f"before must be (a finite time, a task id), got {before!r}")
     return (before[0], before[1])
 
@@ -152,7 +163,7 @@ def memory_filter(
         kind=None if kind is None else validation.kind(kind),
         q_min=_q_bound("q_min", q_min),
         q_max=_q_bound("q_max", q_max),
-        text=(text or "").strip() or None,
+        text=_search_text(text),
         after=_after(after),
         limit=_limit(limit),
     )

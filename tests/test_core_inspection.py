@@ -143,6 +143,18 @@ def test_a_cursor_must_be_a_finite_value_and_an_id(open_memory, query, message):
 
 def test_a_ledger_cursor_must_be_a_finite_time_and_a_task_id(open_memory):
     memory = open_memory(config=OPEN)
-    for before in [(float("nan"), "t"), (1.0, 2), (1.0,)]:
+    for before in [(float("nan"), "t"), (1.0, 2), (1.0,), (1.0, "t\x00"), (1.0, "-t")]:
         with pytest.raises(InvalidInputError, match="before must be"):
             memory.ledger_page("p", before=before)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("a\x00b", "contains a NUL character"), ("a\ud800", "lone UTF-16 surrogate"),
+     ("x" * 1001, "more than the limit of 1000"), (5, "must be a string")],
+)
+def test_a_search_text_no_memory_could_hold_is_refused(open_memory, text, message):
+    memory = open_memory(config=OPEN)
+    with pytest.raises(InvalidInputError, match=message):
+        memory.memories_page("p", text=text)
+    assert memory.memories_page("p", text="  ").total == 0  # blank: no filter
