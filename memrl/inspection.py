@@ -103,11 +103,7 @@ def _q_bound(name: str, value: float | None) -> float | None:
 
 
 def _finite(value: object) -> bool:
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and math.isfinite(value)
-    )
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _after(after: tuple[float, int] | None) -> tuple[float, int] | None:
@@ -131,12 +127,13 @@ def _search_text(text: str | None) -> str | None:
 
 
 def _before(before: tuple[float, str] | None) -> tuple[float, str] | None:
+    """A ledger page's keyset cursor: (a finite time, a task id of the form recall hands
+    out; a NUL, which PostgreSQL cannot compare, never is one)."""
     if before is None:
         return None
     ok = isinstance(before, (tuple, list)) and len(before) == 2
-    if not ok or not _finite(before[0]) or not isinstance(before[1], str):
-        raise InvalidInputError(f"before must be (a finite time, a task id), got {before!r}")
-    if not validation.TASK_ID_RE.fullmatch(before[1]):  # what recall hands out, nothing else
+    if not ok or not _finite(before[0]) or not isinstance(before[1], str) \
+            or not validation.TASK_ID_RE.fullmatch(before[1]):
         raise InvalidInputError(f"before must be (a finite time, a task id), got {before!r}")
     return (before[0], before[1])
 
