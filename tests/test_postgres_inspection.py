@@ -15,7 +15,7 @@ import pytest
 from backends import Backend, admin, query
 from fake_embedder import FakeEmbedder
 
-from memrl import Memory, MemoryConfig, open_storage
+from memrl import Memory, MemoryConfig, SqliteStorage, open_storage
 from memrl.storage.postgres import backend as pg_backend
 from memrl.storage.postgres import migrations
 
@@ -59,7 +59,7 @@ def _history(memory: Memory) -> int:
         for mid in (5, 6, 7):
             tx.conn.execute(  # type: ignore[attr-defined]
                 "UPDATE memories SET q = 0.25, n_updates = 2 WHERE id = "
-                + ("?" if "Sqlite" in type(memory.storage).__name__ else "%s"),
+                + ("?" if isinstance(memory.storage, SqliteStorage) else "%s"),
                 (mid,),
             )
     return forgotten
