@@ -34,6 +34,7 @@ from .storage.base import (
 )
 
 MAX_PAGE = 500
+MAX_SEARCH_CHARS = 1000
 MAX_POINTS = 300
 SPARK_POINTS = 40  # Q values per sparkline in the memory list
 
@@ -101,6 +102,42 @@ def _q_bound(name: str, value: float | None) -> float | None:
     return float(value)
 
 
+def _finite(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _after(after: tuple[float, int] | None) -> tuple[float, int] | None:
+    """A memory list's keyset cursor: (a finite sort value, a memory id). Every backend
+    compares it the same way only when it is a real number (SQLite would read NaN as NULL,
+    PostgreSQL orders it above every number)."""
+    if after is None:
+        return None
+    ok = isinstance(after, (tuple, list)) and len(after) == 2
+    if not ok or not _finite(after[0]) or isinstance(after[1], bool) or not isinstance(after[1], int):
+        raise InvalidInputError(f"after must be (a finite sort value, a memory id), got {after!r}")
+    return (after[0], after[1])
+
+
+def _search_text(text: str | None) -> str | None:
+    """The substring filter, None when blank; a NUL or a lone surrogate (which no stored
+    memory holds, and which a driver may refuse to send) is refused on every backend."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    return validation.text("text", text, MAX_SEARCH_CHARS)
+
+
+def _before(before: tuple[float, str] | None) -> tuple[float, str] | None:
+    """A ledger page's keyset cursor: (a finite time, a task id of the form recall hands
+    out; a NUL, which PostgreSQL cannot compare, never is one)."""
+    if before is None:
+        return None
+    ok = isinstance(before, (tuple, list)) and len(before) == 2
+    if not ok or not _finite(before[0]) or not isinstance(before[1], str) \
+            or not validation.TASK_ID_RE.fullmatch(before[1]):
+        raise InvalidInputError(f"before must be (a finite time, a task id), got {before!r}")
+    return (before[0], before[1])
+
+
 def memory_filter(
     namespace: str,
     *,
@@ -123,8 +160,8 @@ def memory_filter(
         kind=None if kind is None else validation.kind(kind),
         q_min=_q_bound("q_min", q_min),
         q_max=_q_bound("q_max", q_max),
-        text=(text or "").strip() or None,
-        after=after,
+        text=_search_text(text),
+        after=_after(after),
         limit=_limit(limit),
     )
 
@@ -176,7 +213,9 @@ def ledger_filter(
         raise InvalidInputError(
             f"outcome {outcome!r} is invalid: use one of {', '.join(OUTCOME_FILTERS)}"
         )
-    return LedgerFilter(validation.namespace(namespace), outcome, empty_pool, before, _limit(limit))
+    return LedgerFilter(
+        validation.namespace(namespace), outcome, empty_pool, _before(before), _limit(limit)
+    )
 
 
 def ledger_page(storage: Storage, query: LedgerFilter) -> LedgerPage:

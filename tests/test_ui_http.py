@@ -1,5 +1,6 @@
 """The inspection page over HTTP, as real processes: who may open it, what a form needs,
-the export, bad input, and the page at /ui of `memrl serve --http` behind its token."""
+the export, bad input, the page at /ui of `memrl serve --http` behind its token, and the
+page on a PostgreSQL database (`memrl ui --db postgresql://...`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from backends import Backend
 from mcp_helpers import free_port, start_http_server
 from ui_helpers import start_ui, stop, wait_ready
 
@@ -170,3 +172,41 @@ def test_login_never_redirects_off_the_page(served: str):
             data={"csrf": csrf_of(form.text), "token": TOKEN},
         )
     assert ok.headers["location"] == "/ui/"
+
+
+def test_the_page_reads_postgres(tmp_path: Path, real_model):
+    """`memrl ui --db postgresql://...`: every view answers from the team database."""
+    pg = Backend("postgres", tmp_path)
+    proc = None
+    try:
+        memory = open_memory(pg.target, embedder=real_model)
+        ids = [
+            memory.store_experience(f"deploy the service to stage {i}", f"step {i}: make deploy", namespace=NS).id
+            for i in range(3)
+        ]
+        task = memory.recall("deploy the service", NS)
+        [used] = [m.id for m in task.injected][:1]
+        memory.report(task.task_id or "", success=True, used_ids=[used])
+        memory.close()
+        proc, port = start_ui(pg.target, NS)  # type: ignore[arg-type]
+        ui = f"http://127.0.0.1:{port}"
+        with client() as c:
+            listed = c.get(f"{ui}/ui/memories", params={"ns": NS})
+            ascending = c.get(f"{ui}/ui/memories", params={"ns": NS, "sort": "q", "order": "asc"})
+            one = c.get(f"{ui}/ui/memory/{used}")
+            ledger = c.get(f"{ui}/ui/ledger", params={"ns": NS})
+            pages = [c.get(f"{ui}/ui/{view}", params={"ns": NS}) for view in ("learning", "namespaces")]
+        assert [r.status_code for r in (listed, ascending, one, ledger, *pages)] == [200] * 6
+        order = [int(i) for i in re.findall(r'<tr class="memory" data-id="(\d+)"', listed.text)]
+        assert order[0] == used and sorted(order) == ids  # Q 0.3 first, then the others by id
+        assert order[1:] == sorted(set(ids) - {used}, reverse=True)
+        assert f'data-id="{used}" data-q="0.300000"' in listed.text
+        assert all(f"deploy the service to stage {i}" in listed.text for i in range(3))
+        assert re.findall(r'<tr class="memory" data-id="(\d+)"', ascending.text)[-1] == str(used)
+        assert "deploy the service to stage" in one.text and "+0.300" in one.text  # Q after
+        assert task.task_id in ledger.text and "deploy the service" in ledger.text
+        assert NS in pages[1].text
+    finally:
+        if proc is not None:
+            stop(proc)
+        pg.close()

@@ -37,6 +37,7 @@ from ..base import MemoryRow, NewMemory, NewTask, Outcome, TaskRow
 from ..sqlite.kernels import rank_exact
 from . import ledger, memories
 from .connection import connect, open_pool
+from .inspect import PostgresInspect
 from .migrations import apply_migrations
 
 # Extra neighbours fetched and ranked exactly, so ties at the k-th place resolve by id
@@ -211,11 +212,12 @@ class PostgresStorage:
             raise DatabaseError(f"PostgreSQL at {self.target}: {str(e).strip()}") from e
 
     @contextmanager
-    def inspect(self) -> Iterator[Any]:
-        raise DatabaseError(
-            "the inspection page does not read PostgreSQL yet: use `memrl export --db URL`"
-        )
-        yield  # pragma: no cover
+    def inspect(self) -> Iterator[PostgresInspect]:
+        """A read-only REPEATABLE READ transaction on a pooled connection: every read of a
+        page sees one snapshot, and it takes no lock a recall or an outcome waits for."""
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield PostgresInspect(conn)
 
     def preload(self, namespace: str) -> int:
         """Nothing to load into this process: the index lives in the server's buffers."""

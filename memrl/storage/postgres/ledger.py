@@ -6,7 +6,9 @@ first to commit and then sees its reward (and `Memory.report` answers "already
 reported"); the outcome itself is a conditional `UPDATE ... WHERE reward IS NULL`, which
 PostgreSQL re-checks on the newest row version, so even a caller that skipped the read
 could not apply an outcome twice. The Q update is one statement, `q = q + alpha * (r - q)`,
-evaluated on the newest committed Q of each row: no lost update between servers.
+evaluated on the newest committed Q of each row: no lost update between servers; the same
+statement records each credited memory's Q after the outcome in the task's pool
+(`task_candidates.q_after`, the history the inspection page shows).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 
 from ...errors import InvalidInputError
 from ..base import NewTask, Outcome, TaskRow
-from .memories import q_of
 
 
 def record_task(conn: Any, model_id: str, task: NewTask) -> None:
@@ -104,25 +105,33 @@ def apply_outcome(
     ).fetchone()
     if updated is None:
         raise InvalidInputError(f"task {task_id!r} already has an outcome")
-    if credit:
-        conn.execute(
-            "UPDATE task_candidates SET credited = true "
-            "WHERE task_id = %s AND memory_id = ANY(%s)",
-            (task_id, credit),
-        )
     if alpha is not None and credit:
-        # Rows locked in id order: two outcomes crediting overlapping memories in
-        # different orders would otherwise deadlock.
+        # One statement moves Q and marks the pool with the Q it left (q_after; NULL for a
+        # memory forgotten since the recall). Rows locked in id order: two outcomes
+        # crediting overlapping memories in different orders would otherwise deadlock. The
+        # sub-statements share one snapshot, so the mark takes the new Q from `moved`.
         rows = conn.execute(
-            "WITH target AS (SELECT id FROM memories WHERE id = ANY(%s) ORDER BY id FOR UPDATE) "
-            "UPDATE memories m SET q = m.q + %s * (%s - m.q), n_updates = m.n_updates + 1, "
-            "last_reward = %s, updated_at = %s FROM target WHERE m.id = target.id "
-            "RETURNING m.id, m.q",
-            (credit, alpha, reward, reward, now),
+            "WITH target AS (SELECT id FROM memories WHERE id = ANY(%s) ORDER BY id FOR UPDATE), "
+            "moved AS (UPDATE memories m SET q = m.q + %s * (%s - m.q), "
+            "n_updates = m.n_updates + 1, last_reward = %s, updated_at = %s FROM target "
+            "WHERE m.id = target.id RETURNING m.id, m.q), "
+            "marked AS (UPDATE task_candidates c SET credited = true, "
+            "q_after = (SELECT moved.q FROM moved WHERE moved.id = c.memory_id) "
+            "WHERE c.task_id = %s AND c.memory_id = ANY(%s)) "
+            "SELECT id, q FROM moved",
+            (credit, alpha, reward, reward, now, task_id, credit),
         ).fetchall()
         new_q = {int(r[0]): float(r[1]) for r in rows}
+    elif credit:  # learning off: marked with the Q they keep
+        rows = conn.execute(
+            "UPDATE task_candidates c SET credited = true, "
+            "q_after = (SELECT m.q FROM memories m WHERE m.id = c.memory_id) "
+            "WHERE c.task_id = %s AND c.memory_id = ANY(%s) RETURNING c.memory_id, c.q_after",
+            (task_id, credit),
+        ).fetchall()
+        new_q = {int(r[0]): float(r[1]) for r in rows if r[1] is not None}
     else:
-        new_q = q_of(conn, credit)
+        new_q = {}
     # Stamped after the memories' row locks are held (and on the server's clock): of two
     # outcomes crediting one memory, the one applied first has the earlier reported_at, so
     # the ledger in reported_at order replays to the stored Q.

@@ -194,9 +194,8 @@ def delete(conn: Any, memory_ids: Sequence[int]) -> int:
 def members(conn: Any, intent_ids: Sequence[int], cap: int) -> list[MemoryRow]:
     """Per intent, at most `cap` memories: highest Q first, newest first among equal Q.
 
-    One statement: a LATERAL subquery per intent. The index is on intent_id alone (an
-    index covering q would make every Q update a non-HOT update); an intent holds few
-    memories, so sorting them costs microseconds."""
+    One statement: a LATERAL subquery per intent, through the index on intent_id; an
+    intent holds few memories, so sorting them by Q costs microseconds."""
     if not intent_ids or cap <= 0:
         return []
     rows = conn.execute(

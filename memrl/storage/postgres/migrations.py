@@ -10,10 +10,14 @@ of schema is a new migration.
 The tables mirror the SQLite backend's (sqlite/migrations.py), in PostgreSQL types:
 - `intents` hold the vector (`vector(dim)`), searched by an HNSW index with cosine
   distance. m=16, ef_construction=64 (pgvector's defaults): see backend.py for recall.
-- `memories` are filed under intents. Its only indexes are on id, (namespace, content
-  hash), intent_id and (namespace, id): none covers q or the statistics, and the table is
-  created with fillfactor=80, so the Q update of an outcome is a HOT update (no index
-  write). Measured on this machine: 5,013 updates/s at fillfactor 80 against 1,420 at 100.
+- `memories` are filed under intents, in a table created with fillfactor=80. Under m001
+  its only indexes were on id, (namespace, content hash), intent_id and (namespace, id),
+  so the Q update of an outcome was a HOT update (no index write; 5,013 updates/s at
+  fillfactor 80 against 1,420 at 100 on this machine). m002 adds the inspection page's
+  sort indexes on (namespace, q, id) and (namespace, n_updates, id): since then a Q update
+  writes every index of the row (a report measured 1.2-2.0 ms slower at p50, see
+  docs/PERFORMANCE.md#postgresql), and the free space still keeps the new row version on
+  its page.
 - ids are identity columns: a sequence never hands out a number twice, so ids are never
   reused (the SQLite backend needs AUTOINCREMENT for the same).
 """
@@ -132,7 +136,39 @@ def m001_initial(conn: Any, dim: int) -> None:
     conn.execute("CREATE INDEX task_candidates_memory ON task_candidates(memory_id)")
 
 
-MIGRATIONS: list[Callable[[Any, int], None]] = [m001_initial]
+def m002_inspection(conn: Any, dim: int) -> None:
+    """What the inspection page (`memrl ui`) reads (SQLite's m004, in PostgreSQL terms).
+
+    - `task_candidates.q_after`: a credited memory's Q right after the outcome (written by
+      `apply_outcome`), so a memory's Q history comes from the ledger. Rows of outcomes
+      reported before this migration keep NULL: that Q was never recorded. Adding a
+      nullable column without a default rewrites nothing.
+    - indexes for the memory list sorted by Q, by n_updates and by created_at inside a
+      namespace, each ending with id (the tie-breaker, which SQLite's indexes carry as the
+      rowid): a page of 50 of 100k memories reads 51 index entries, the keyset cursor
+      `(q, id) < (?, ?)` being an index condition. The price: an index now covers q and
+      n_updates, so the Q update of an outcome is no longer a HOT update (measured in
+      docs/PERFORMANCE.md#postgresql).
+    - the ledger's order, (namespace, created_at, task_id), with task_id in the "C"
+      collation (byte order, SQLite's BINARY): ledger pages and their cursor
+      `(created_at, task_id) < (?, ?)` walk it whatever the database's collation is. It
+      replaces `tasks_namespace` (namespace, created_at), of which it is a superset.
+
+    The indexes are built inside the migration's transaction, which holds writes to
+    memories and tasks while they build: 1.4 s for the four at 100k memories and 3,000
+    tasks on this machine (load 11).
+    """
+    conn.execute("ALTER TABLE task_candidates ADD COLUMN q_after double precision")
+    conn.execute("CREATE INDEX memories_by_q ON memories(namespace, q, id)")
+    conn.execute("CREATE INDEX memories_by_updates ON memories(namespace, n_updates, id)")
+    conn.execute("CREATE INDEX memories_by_created ON memories(namespace, created_at, id)")
+    conn.execute(
+        'CREATE INDEX tasks_by_created ON tasks(namespace, created_at, task_id COLLATE "C")'
+    )
+    conn.execute("DROP INDEX tasks_namespace")
+
+
+MIGRATIONS: list[Callable[[Any, int], None]] = [m001_initial, m002_inspection]
 
 
 def _applied(conn: Any) -> int:

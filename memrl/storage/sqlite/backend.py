@@ -159,6 +159,7 @@ class SqliteStorage:
         with self._inspect_lock:
             if self._inspect_conn is None:
                 self._inspect_conn = connect(self.path, readonly=True)
+                self._inspect_conn.execute("PRAGMA query_only = ON")  # a write raises
             conn = self._inspect_conn
             conn.execute("BEGIN")
             try:

@@ -158,7 +158,7 @@ class SqliteInspect:
             rows = self.conn.execute(
                 "SELECT t.reported_at, c.q_after FROM task_candidates c "
                 "JOIN tasks t ON t.task_id = c.task_id WHERE c.memory_id = ? AND c.credited = 1 "
-                "AND c.q_after IS NOT NULL ORDER BY t.reported_at DESC LIMIT ?",
+                "AND c.q_after IS NOT NULL ORDER BY t.reported_at DESC, t.task_id DESC LIMIT ?",
                 (int(mid), per_memory),
             ).fetchall()
             if rows:

@@ -1,0 +1,271 @@
+"""The inspection page's reads in PostgreSQL (SQL only; see `InspectReads` in base.py).
+
+The same answers as the SQLite backend's (sqlite/inspect.py), which the conformance suite
+checks on both (tests/test_conformance_inspection.py). Every query is bounded and served
+by an index (migration m002 adds the sort indexes):
+- memory pages: keyset pagination on (sort column, id) over `memories_by_q`,
+  `memories_by_updates`, `memories_by_created` or `memories_namespace`, never OFFSET; the
+  cursor is a row comparison, which the btree takes as its start position;
+- usage, Q history and appearances of a memory: `task_candidates_memory`, then the tasks'
+  primary key; the usage and the Q histories of a page's memories are one statement each
+  (a LATERAL subquery per memory), not one round trip per memory;
+- ledger pages and the learning curve: `tasks_by_created` (namespace, created_at,
+  task_id); a page's pools are one statement on the primary key of `task_candidates`.
+A substring search has no index: it scans the namespace (measured in docs/UI.md).
+
+Where PostgreSQL would differ from SQLite by default, it is made to agree:
+- text search folds ASCII letters only (SQLite's LIKE): lower() in the "C" collation,
+  not ILIKE or lower() in the database's collation, which fold by its locale (É to é).
+  Measured on the 100k namespace of docs/UI.md: `translate()` over A-Z cost 18-20 s a
+  pass, lower() in "C" 0.9-1.0 s (machine at load 14-16);
+- task ids tie-break in byte order (SQLite's BINARY collation): `COLLATE "C"`;
+- the cursor's value is cast to the column's type, so the index stays usable; an
+  n_updates cursor that is not a whole number is rounded the way the comparison goes.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Sequence
+from typing import Any
+
+from ..base import (
+    Appearance,
+    LedgerEntry,
+    LedgerFilter,
+    MemoryFilter,
+    MemoryRow,
+    PoolMember,
+    TaskPoint,
+    Usage,
+)
+from .memories import COLUMNS
+
+_SORT_COLUMN = {"q": "q", "created": "created_at", "updates": "n_updates", "id": "id"}
+_OUTCOME_SQL = {
+    "success": "reward > 0",
+    "failure": "reward <= 0",
+    "pending": "reward IS NULL",
+}
+_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_MAX_ID = 2**63 - 1
+_UPDATES_BOUND = 2**62  # beyond any n_updates; keeps a rounded cursor inside bigint
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching `text`, ASCII letters lower-cased, as a plain substring."""
+    folded = text.translate(_FOLD)
+    escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _folded(column: str) -> str:
+    """`column` with ASCII letters lower-cased and nothing else (as SQLite's LIKE): lower()
+    in the "C" collation folds A-Z only, whatever the database's locale."""
+    return f'lower({column} COLLATE "C")'
+
+
+def _filters(f: MemoryFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = ["namespace = %s"]
+    args: list[Any] = [f.namespace]
+    if f.kind is not None:
+        clauses.append("kind = %s")
+        args.append(f.kind)
+    if f.q_min is not None:
+        clauses.append("q >= %s::float8")
+        args.append(f.q_min)
+    if f.q_max is not None:
+        clauses.append("q <= %s::float8")
+        args.append(f.q_max)
+    if f.text:
+        clauses.append(
+            f"({_folded('intent')} LIKE %s ESCAPE '\\' OR {_folded('experience')} LIKE %s ESCAPE '\\')"
+        )
+        args += [_like(f.text)] * 2
+    return " AND ".join(clauses), args
+
+
+def _updates_cursor(value: float, last_id: int, descending: bool) -> tuple[int, int]:
+    """An n_updates cursor as whole numbers with the same rows after it: SQLite compares
+    the integer column with a real value, PostgreSQL's index needs a bigint."""
+    value = min(max(float(value), -_UPDATES_BOUND), _UPDATES_BOUND)
+    if value == math.floor(value):
+        return int(value), int(last_id)
+    if descending:  # n < 2.5  <=>  (n, id) < (3, 0): ids are positive
+        return math.ceil(value), 0
+    return math.floor(value), _MAX_ID  # n > 2.5  <=>  (n, id) > (2, max)
+
+
+def _appearance(r: Sequence[Any]) -> Appearance:
+    return Appearance(
+        task_id=r[0],
+        created_at=r[1],
+        query=r[2],
+        rank=r[3],
+        similarity=r[4],
+        q=r[5],
+        score=r[6],
+        injected=bool(r[7]),
+        credited=bool(r[8]),
+        outcome=r[9],
+        reward=r[10],
+        reported_at=r[11],
+        q_after=r[12],
+    )
+
+
+def _ledger_entry(r: Sequence[Any], pool: list[PoolMember]) -> LedgerEntry:
+    used = r[13]
+    return LedgerEntry(
+        task_id=r[0],
+        namespace=r[1],
+        query=r[2],
+        created_at=r[3],
+        k1=r[4],
+        k2=r[5],
+        lam=r[6],
+        delta=r[7],
+        epsilon=r[8],
+        explored=bool(r[9]),
+        selection_prob=r[10],
+        outcome=r[11],
+        reward=r[12],
+        used_ids=None if used is None else [int(m) for m in used],
+        reported_at=r[14],
+        pool=pool,
+    )
+
+
+class PostgresInspect:
+    """`InspectReads` on one pooled connection, inside the read-only repeatable-read
+    transaction `Storage.inspect()` opened."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def memory_page(self, query: MemoryFilter) -> list[MemoryRow]:
+        column = _SORT_COLUMN[query.sort]
+        where, args = _filters(query)
+        op, order = ("<", "DESC") if query.descending else (">", "ASC")
+        if query.after is not None:
+            value, last_id = query.after
+            if column == "id":
+                where += f" AND id {op} %s"
+                args.append(int(last_id))
+            elif column == "n_updates":
+                where += f" AND (n_updates, id) {op} (%s::bigint, %s::bigint)"
+                args += list(_updates_cursor(value, last_id, query.descending))
+            else:
+                where += f" AND ({column}, id) {op} (%s::float8, %s::bigint)"
+                args += [float(value), int(last_id)]
+        order_by = "id" if column == "id" else f"{column} {order}, id"
+        rows = self.conn.execute(
+            f"SELECT {COLUMNS} FROM memories WHERE {where} ORDER BY {order_by} {order} LIMIT %s",
+            [*args, query.limit],
+        ).fetchall()
+        return [MemoryRow.from_row(r) for r in rows]
+
+    def memory_count(self, query: MemoryFilter) -> int:
+        where, args = _filters(query)
+        row = self.conn.execute(f"SELECT count(*) FROM memories WHERE {where}", args).fetchone()
+        return int(row[0])
+
+    def usage(self, memory_ids: Sequence[int]) -> dict[int, Usage]:
+        """One statement, a LATERAL aggregate per memory: each walks that memory's rows of
+        `task_candidates_memory` and their tasks by primary key, whatever the size of the
+        ledger (a join over all the ids at once may hash the whole tasks table)."""
+        ids = [int(m) for m in memory_ids]
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT m.id, u.* FROM unnest(%s::bigint[]) AS m(id) CROSS JOIN LATERAL ("
+            "SELECT count(*) AS pools, count(*) FILTER (WHERE c.injected), "
+            "count(*) FILTER (WHERE c.injected AND t.reward IS NOT NULL), "
+            "count(*) FILTER (WHERE c.injected AND t.reward > 0), "
+            "max(t.created_at) FILTER (WHERE c.injected) "
+            "FROM task_candidates c JOIN tasks t ON t.task_id = c.task_id "
+            "WHERE c.memory_id = m.id) u WHERE u.pools > 0",
+            (ids,),
+        ).fetchall()
+        return {int(r[0]): Usage(int(r[1]), int(r[2]), int(r[3]), int(r[4]), r[5]) for r in rows}
+
+    def q_history(
+        self, memory_ids: Sequence[int], per_memory: int
+    ) -> dict[int, list[tuple[float, float]]]:
+        ids = [int(m) for m in memory_ids]
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT m.id, h.reported_at, h.q_after FROM unnest(%s::bigint[]) AS m(id) "
+            "CROSS JOIN LATERAL (SELECT t.reported_at, c.q_after FROM task_candidates c "
+            "JOIN tasks t ON t.task_id = c.task_id WHERE c.memory_id = m.id AND c.credited "
+            'AND c.q_after IS NOT NULL ORDER BY t.reported_at DESC, t.task_id COLLATE "C" DESC '
+            "LIMIT %s) h",
+            (ids, int(per_memory)),
+        ).fetchall()
+        newest_first: dict[int, list[tuple[float, float]]] = {}
+        for mid, at, q in rows:
+            newest_first.setdefault(int(mid), []).append((float(at), float(q)))
+        return {mid: points[::-1] for mid, points in newest_first.items()}
+
+    def appearances(self, memory_id: int, limit: int) -> list[Appearance]:
+        rows = self.conn.execute(
+            "SELECT t.task_id, t.created_at, t.query, c.rank, c.similarity, c.q, c.score, "
+            "c.injected, c.credited, t.outcome, t.reward, t.reported_at, c.q_after "
+            "FROM task_candidates c JOIN tasks t ON t.task_id = c.task_id "
+            'WHERE c.memory_id = %s ORDER BY t.created_at DESC, t.task_id COLLATE "C" DESC '
+            "LIMIT %s",
+            (int(memory_id), limit),
+        ).fetchall()
+        return [_appearance(r) for r in rows]
+
+    def ledger_page(self, query: LedgerFilter) -> list[LedgerEntry]:
+        clauses: list[str] = ["namespace = %s"]
+        args: list[Any] = [query.namespace]
+        if query.outcome is not None:
+            clauses.append(_OUTCOME_SQL[query.outcome])
+        if query.empty_pool is not None:
+            exists = "EXISTS (SELECT 1 FROM task_candidates c WHERE c.task_id = t.task_id)"
+            clauses.append(f"NOT {exists}" if query.empty_pool else exists)
+        if query.before is not None:
+            at, task_id = query.before
+            clauses.append('(created_at, task_id COLLATE "C") < (%s::float8, %s::text)')
+            args += [float(at), str(task_id)]
+        rows = self.conn.execute(
+            "SELECT task_id, namespace, query, created_at, k1, k2, lam, delta, epsilon, "
+            "explored, selection_prob, outcome, reward, used_ids, reported_at FROM tasks t "
+            f"WHERE {' AND '.join(clauses)} "
+            'ORDER BY created_at DESC, task_id COLLATE "C" DESC LIMIT %s',
+            [*args, query.limit],
+        ).fetchall()
+        pools = self._pools([r[0] for r in rows])
+        return [_ledger_entry(r, pools.get(r[0], [])) for r in rows]
+
+    def _pools(self, task_ids: Sequence[str]) -> dict[str, list[PoolMember]]:
+        out: dict[str, list[PoolMember]] = {}
+        if not task_ids:
+            return out
+        rows = self.conn.execute(
+            "SELECT c.task_id, c.memory_id, c.rank, c.similarity, c.q, c.score, c.injected, "
+            "c.credited, c.q_after, m.intent, m.kind FROM task_candidates c "
+            "LEFT JOIN memories m ON m.id = c.memory_id "
+            "WHERE c.task_id = ANY(%s::text[]) ORDER BY c.task_id, c.rank",
+            (list(task_ids),),
+        ).fetchall()
+        for r in rows:
+            out.setdefault(r[0], []).append(
+                PoolMember(int(r[1]), r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]), *r[8:])
+            )
+        return out
+
+    def task_points(self, namespace: str, limit: int) -> list[TaskPoint]:
+        rows = self.conn.execute(
+            "SELECT t.created_at, t.reward, "
+            "(SELECT count(*) FROM task_candidates c WHERE c.task_id = t.task_id), "
+            "(SELECT count(*) FROM task_candidates c WHERE c.task_id = t.task_id AND c.injected) "
+            'FROM tasks t WHERE t.namespace = %s ORDER BY t.created_at DESC, t.task_id COLLATE "C" '
+            "DESC LIMIT %s",
+            (namespace, limit),
+        ).fetchall()
+        return [TaskPoint(float(r[0]), r[1], int(r[2]), int(r[3])) for r in reversed(rows)]
