@@ -155,7 +155,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def test_vec0_and_code_paths_return_the_same_candidates(tmp_path: Path) -> None:
-    """The same rows searched by sqlite-vec (small-namespace path) and by the code index give
+    """The same rows searched by sqlite-vec (small-namespace path), by the code index and by
+    the exact scan of the cached float vectors give
     identical ids, similarities and order, ties (duplicate vectors) included."""
     rng = np.random.default_rng(5)
     base = _unit(rng.standard_normal((230, 384)))
@@ -166,14 +167,17 @@ def test_vec0_and_code_paths_return_the_same_candidates(tmp_path: Path) -> None:
         VectorIndex(384).add_many(conn, [(i + 1, "ns", v) for i, v in enumerate(dup)])
     # the code path, with budgets that keep nearly every row to the exact pass (its recall is
     # measured elsewhere; here: the same rows must come back with the same numbers and order)
-    code_path = VectorIndex(384, min_rescore=240, oversample=1)
-    vec0_path = VectorIndex(384, min_rescore=1000)
+    code_path = VectorIndex(384, min_rescore=240, oversample=1, exact_max_rows=0)
+    vec0_path = VectorIndex(384, min_rescore=1000, exact_max_rows=0)
+    scan_path = VectorIndex(384)  # the float vectors in memory, scanned exactly
     queries = _unit(dup[rng.integers(0, len(dup), 40)] + 0.05 * rng.standard_normal((40, 384)))
     for q in list(queries) + list(dup[:10]):
         for k in (1, 5, 10):
             a = code_path.search(conn, q, "ns", k)
             b = vec0_path.search(conn, q, "ns", k)
-            assert a == b
+            c = scan_path.search(conn, q, "ns", k)
+            assert a == b == c
+    assert scan_path.floats.sizes() == {"ns": 250} and not code_path.floats.sizes()
     conn.close()
 
 
