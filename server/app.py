@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -17,7 +17,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError, Unexpected
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BeforeValidator, Field, StrictBool, ValidationError
 
-from memrl import Embedder, Memory, MemoryConfig, MemrlError
+from memrl import MemoryConfig, MemrlError
 from memrl.storage import explain
 
 from . import argument_errors
@@ -35,6 +35,9 @@ from .settings import ServerSettings
 from .stdio import serve_stdio
 from .team import TeamServer, resolve, visible
 from .version import version
+
+if TYPE_CHECKING:  # loaded with the model, after the handshake (runtime.py)
+    from memrl import Embedder, Memory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
