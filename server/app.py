@@ -86,7 +86,7 @@ task it helps with. Storing the same intent + experience again returns the exist
 
 async def _call(
     runtime: MemoryRuntime,
-    fn: Callable[[Memory], T],
+    fn: Callable[["Memory"], T],
     error: type[ToolError] | type[ResourceError] = ToolError,
 ) -> T:
     """Run core work; errors the caller can fix become tool (or resource) errors with the
@@ -134,7 +134,7 @@ class MemrlServer(TeamServer):
 
 def build_server(
     settings: ServerSettings,
-    embedder_factory: Callable[[], Embedder] | None = None,
+    embedder_factory: Callable[[], "Embedder"] | None = None,
     runtime: MemoryRuntime | None = None,
 ) -> MCPServer[MemoryRuntime]:
     """An MCPServer over the database in `settings`; `embedder_factory` replaces the model in
@@ -367,7 +367,7 @@ def _add_tools(
 def _add_resources(
     server: MCPServer[MemoryRuntime], runtime: MemoryRuntime, namespace: str
 ) -> None:
-    async def read(fn: Callable[[Memory], T]) -> T:
+    async def read(fn: Callable[["Memory"], T]) -> T:
         return await _call(runtime, fn, ResourceError)
 
     @server.resource(
