@@ -417,7 +417,9 @@ def test_scanned_namespace_sees_writes_deletes_and_other_processes(tmp_path: Pat
     add(c1, mine, 1, "ns", data[:1000])
     q = data[1100]
     assert 1101 not in {m for m, _ in mine.search(c1, q, "ns", 5)}
-    assert mine.floats.sizes() == {"ns": 1000}  # the cached path
+    assert mine.floats.sizes() == {} and mine.cache.sizes() == {"ns": 1000}  # first: codes
+    assert 1101 not in {m for m, _ in mine.search(c1, q, "ns", 5)}
+    assert mine.floats.sizes() == {"ns": 1000} and mine.cache.sizes() == {}  # then the scan
     add(c1, mine, 1101, "ns", data[1100:1101])  # my own write: seen by the next search
     assert mine.search(c1, q, "ns", 1)[0][0] == 1101
     with write_transaction(c1):  # my own delete
@@ -449,6 +451,7 @@ def test_scan_memory_is_bounded_and_the_rest_use_the_code_index(tmp_path: Path) 
     conn = open_db(tmp_path / "b.db", index)
     a, b = clustered(400, 4, seed=46), clustered(400, 4, seed=47)
     ids_a, ids_b = np.array(add(conn, index, 1, "a", a)), np.array(add(conn, index, 1001, "b", b))
+    assert index.preload(conn, "a") == 400 and index.floats.sizes() == {"a": 400}
     for q in near(a, 5, seed=48):
         assert [m for m, _ in index.search(conn, q, "a", 5)] == exact_topk(a, ids_a, q, 5)
     for q in near(b, 5, seed=49):  # no room left for b: the code index, no reloads

@@ -101,7 +101,7 @@ class VectorIndex:
         min_coarse: int = MIN_COARSE,
         max_cached_rows: int = MAX_CACHED_ROWS,
         snapshot_min_rows: int = SNAPSHOT_MIN_ROWS,
-        exact_max_rows: int = EXACT_MAX_ROWS,
+        exact_max_rows: int | None = None,
         max_exact_cached_rows: int = MAX_EXACT_CACHED_ROWS,
     ) -> None:
         self.dim = dim
@@ -113,7 +113,8 @@ class VectorIndex:
         self.min_coarse = min_coarse
         self.snapshot_min_rows = snapshot_min_rows
         self.cache = CodeCache(max_cached_rows)
-        self.exact_max_rows = exact_max_rows
+        # read at construction, not definition: tests set the module constant
+        self.exact_max_rows = EXACT_MAX_ROWS if exact_max_rows is None else exact_max_rows
         self.floats = FloatCache(max_exact_cached_rows)
 
     # -- writes -----------------------------------------------------------------------------
@@ -185,12 +186,12 @@ class VectorIndex:
         )
 
     def preload(self, conn: Any, namespace: str) -> int:
-        """Load the namespace's codes into this process's cache now (what its first search
-        would do); returns how many rows it holds."""
+        """Load the namespace's search rows into this process's cache now (its vectors if it
+        is scanned, else its codes), so that no search pays for it; how many rows it holds."""
         state = self._state(conn, namespace)
         if state[1] == 0:
             return 0
-        rows = self._floats(conn, namespace, state)
+        rows = self._floats(conn, namespace, state, first=False)
         if rows is not None:
             return rows.n
         return sum(p.n for p in self._codes(conn, namespace, state))
@@ -410,14 +411,19 @@ class VectorIndex:
         return conn.execute(sql, args).fetchone() is not None
 
     def _floats(
-        self, conn: Any, namespace: str, state: tuple[tuple[str, str] | None, int, int]
+        self, conn: Any, namespace: str, state: tuple[tuple[str, str] | None, int, int],
+        first: bool = True,
     ) -> FloatRows | None:
         """The namespace's float rows as this connection sees them now, if it is searched by
         an exact scan (at most `exact_max_rows` rows, within the memory budget); else None.
 
         Kept coherent like the codes (`_codes`): committed rows are appended, a delete
         reloads, and inside a transaction the rows past the cache are read for this search
-        only."""
+        only.
+
+        The vectors are read on the namespace's second search in the process (or by
+        `preload`): its first search loads the codes (64 bytes a row, where the vectors are
+        1.5 KB), so a one-shot process such as `memrl recall` never reads the vectors."""
         key, max_seq, deletes = state
         limit = self.exact_max_rows
         if limit <= 0 or max_seq == 0:
@@ -447,6 +453,8 @@ class VectorIndex:
         # memory left) stays on the code index without reading anything more.
         room = min(limit, self.floats.room(ckey))
         coded = self.cache.size(ckey, deletes)
+        if coded is None and first and entry is None:
+            return None  # the first search: the code index (see above)
         if coded is not None and coded > room:
             return None
         if room <= 0 or self._larger_than(conn, namespace, upto, room):
