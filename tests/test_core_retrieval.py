@@ -17,6 +17,7 @@ from memrl_server.settings import ServerSettings
 
 from memrl import Experience, MemoryConfig, open_memory
 from memrl.retrieval import STD_EPS, Candidate, RecallParams, intent_key, phase_a, select, zscores
+from memrl.storage.sqlite import index as index_module
 from memrl.storage.sqlite.connection import connect, write_transaction
 from memrl.storage.sqlite.index import VectorIndex
 from memrl.storage.sqlite.migrations import apply_migrations
@@ -72,6 +73,9 @@ async def test_a_repeated_task_reaches_the_experience_stored_last(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(VectorIndex, "_vec0", counting)
+    # the exact scan of small namespaces off: this test is about the two paths above (the
+    # scan ranks as they do: test_vec0_and_code_paths_return_the_same_candidates)
+    monkeypatch.setattr(index_module, "EXACT_MAX_ROWS", 0)
     db = tmp_path / "m.db"
     first, later = (int(x) for x in (background.split("-then-") + [background])[:2])
     setup = open_memory(db, embedder=real_model)
@@ -194,3 +198,30 @@ def test_float_noise_in_similarity_is_not_signal() -> None:
     assert [s.memory_id for s in select(pool, lam=0.5, k2=1).injected] == [2]
     # a real spread still counts
     assert zscores([0.5, 0.7]) == pytest.approx([-1.0, 1.0])
+
+
+def test_a_recall_is_one_read_and_one_write(tmp_path: Path) -> None:
+    """A recall reads the namespace row once, the index state once, the members once (no
+    float rows on a scanned namespace), and writes the ledger in one transaction; the task
+    id it returns is committed."""
+    from fake_embedder import FakeEmbedder
+
+    memory = open_memory(tmp_path / "m.db", MemoryConfig(k1=3, k2=2), FakeEmbedder(dim=8))
+    memory.store_many(Experience(f"task {i} of the parser", f"fix {i}") for i in range(40))
+    memory.recall("the parser task")  # the first search of the namespace loads its codes
+    memory.recall("the parser task")  # the second its vectors (the exact scan)
+    conn = memory.storage._conn  # type: ignore[attr-defined]
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    result = memory.recall("task 3 of the parser")
+    conn.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len([s for s in reads if "FROM namespaces" in s]) == 1
+    assert len(reads) == 3, reads  # namespace row, index state, members
+    writes = [s.split()[0].upper() for s in statements if not s.startswith(("SELECT", "--"))]
+    assert writes[0] == "BEGIN" and writes[-1] == "COMMIT", statements
+    assert set(writes[1:-1]) == {"INSERT"}  # the task, then its candidates
+    assert result.candidates and result.task_id is not None and not conn.in_transaction
+    row = conn.execute("SELECT count(*) FROM tasks WHERE task_id = ?", (result.task_id,))
+    assert row.fetchone()[0] == 1
+    memory.close()
