@@ -430,8 +430,8 @@ class VectorIndex:
             return None
         in_txn = bool(getattr(conn, "in_transaction", True))
         upto = max_seq if in_txn else None
-        if key is None:
-            return self._load_floats(conn, namespace, 0, upto, limit)
+        if key is None:  # no database id to cache under: the code index, as before
+            return None
         ckey: Key = (key[0], key[1], namespace)
         entry, view, entry_max = self.floats.lookup(ckey, deletes)
         if entry is not None and view is not None:
