@@ -28,10 +28,17 @@ single vectors by id slowly (about 1 ms each), so large namespaces use a derived
 5. Exact pass: the float vectors of those rows are read from SQLite by primary key and
    scored by exact cosine; the best k are returned.
 
-Both paths end in the same exact pass (`kernels.rank_exact` over the stored float
+Namespaces of at most `EXACT_MAX_ROWS` rows are searched by neither once a process has
+searched them once: their float vectors are held in memory and scanned exactly
+(floats.py), which measured faster than the code index at those sizes. The vectors are
+kept coherent as the codes are (the same cache check; appended, reloaded after a delete,
+uncommitted rows never cached) within a memory budget.
+
+All paths end in the same exact pass (`kernels.rank_exact` over the stored float
 vectors): the vec0 path asks sqlite-vec for k plus `TIE_MARGIN` neighbours and rescores
 them, so the two paths give the same similarities and the same order (ties to the newer
-intent) for the same data, whichever a namespace's size selects.
+intent) for the same data, whichever a namespace's size selects; the scan ranks its
+candidates (every row within a float32 error bound of the k-th best) by the same function.
 
 The similarities returned are always exact cosines; only the candidate set of the code
 path is approximate. With the defaults (rescore = max(200, 40 k), coarse = max(1000,
