@@ -7,10 +7,11 @@ MCP dependency; the MCP server (memrl_server) and the CLI are thin layers over `
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .config import MemoryConfig
-from .embeddings import Embedder, LazyEmbedder, load_embedder
+from .config import DEFAULT_NAMESPACE, MemoryConfig
 from .errors import (
     DatabaseError,
     InvalidInputError,
@@ -20,17 +21,42 @@ from .errors import (
     UnknownMemoryError,
     UnknownTaskError,
 )
-from .memory import (
-    DEFAULT_NAMESPACE,
-    Experience,
-    ForgetResult,
-    Memory,
-    OutcomeResult,
-    RecallResult,
-    StoreResult,
-)
 from .paths import db_target, default_db_path
-from .storage import SqliteStorage, Storage, open_storage
+
+if TYPE_CHECKING:
+    from .embeddings import Embedder, LazyEmbedder, load_embedder
+    from .memory import Experience, ForgetResult, Memory, OutcomeResult, RecallResult, StoreResult
+    from .storage import SqliteStorage, Storage, open_storage
+
+# Imported on first use (PEP 562): they pull in numpy, the SQLite extension and the model
+# code, which `memrl serve` does not need before its first tool call (cold start).
+_LAZY = {
+    "Embedder": "embeddings",
+    "LazyEmbedder": "embeddings",
+    "load_embedder": "embeddings",
+    "Experience": "memory",
+    "ForgetResult": "memory",
+    "Memory": "memory",
+    "OutcomeResult": "memory",
+    "RecallResult": "memory",
+    "StoreResult": "memory",
+    "SqliteStorage": "storage",
+    "Storage": "storage",
+    "open_storage": "storage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -67,6 +93,10 @@ def open_memory(
 ) -> Memory:
     """A Memory on `db_path` (a SQLite file or a `postgresql://` URL; default: MEMRL_DB,
     else a file in the user's data directory) with the local model."""
+    from .embeddings import load_embedder
+    from .memory import Memory
+    from .storage import open_storage
+
     embedder = embedder or load_embedder()
     storage = open_storage(db_target(db_path), embedder.dim, embedder.model_id)
     return Memory(storage, embedder, config)

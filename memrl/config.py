@@ -7,6 +7,9 @@ from dataclasses import dataclass, fields
 
 from .errors import InvalidInputError
 
+# The namespace of a memory that names none.
+DEFAULT_NAMESPACE = "default"
+
 
 @dataclass(frozen=True)
 class MemoryConfig:

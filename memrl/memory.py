@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import inspection, retrieval, validation
+from .config import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE  # re-exported
 from .config import MemoryConfig
 from .embeddings import Embedder
 from .errors import InvalidInputError, ModelMismatchError, UnknownTaskError
@@ -33,8 +34,6 @@ from .redaction import clean_metadata, clean_text
 from .retrieval import Candidate, RecallParams
 from .storage import MemoryRow, NewMemory, NewTask, PoolRow, Storage, TaskCandidate, TaskRow
 from .storage.base import iter_memories
-
-DEFAULT_NAMESPACE = "default"
 
 
 def _count(n: int, one: str, many: str) -> str:

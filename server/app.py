@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -17,7 +17,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError, Unexpected
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BeforeValidator, Field, StrictBool, ValidationError
 
-from memrl import Embedder, Memory, MemoryConfig, MemrlError
+from memrl import MemoryConfig, MemrlError
 from memrl.storage import explain
 
 from . import argument_errors
@@ -35,6 +35,9 @@ from .settings import ServerSettings
 from .stdio import serve_stdio
 from .team import TeamServer, resolve, visible
 from .version import version
+
+if TYPE_CHECKING:  # loaded with the model, after the handshake (runtime.py)
+    from memrl import Embedder, Memory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,7 +86,7 @@ task it helps with. Storing the same intent + experience again returns the exist
 
 async def _call(
     runtime: MemoryRuntime,
-    fn: Callable[[Memory], T],
+    fn: Callable[["Memory"], T],
     error: type[ToolError] | type[ResourceError] = ToolError,
 ) -> T:
     """Run core work; errors the caller can fix become tool (or resource) errors with the
@@ -131,7 +134,7 @@ class MemrlServer(TeamServer):
 
 def build_server(
     settings: ServerSettings,
-    embedder_factory: Callable[[], Embedder] | None = None,
+    embedder_factory: Callable[[], "Embedder"] | None = None,
     runtime: MemoryRuntime | None = None,
 ) -> MCPServer[MemoryRuntime]:
     """An MCPServer over the database in `settings`; `embedder_factory` replaces the model in
@@ -364,7 +367,7 @@ def _add_tools(
 def _add_resources(
     server: MCPServer[MemoryRuntime], runtime: MemoryRuntime, namespace: str
 ) -> None:
-    async def read(fn: Callable[[Memory], T]) -> T:
+    async def read(fn: Callable[["Memory"], T]) -> T:
         return await _call(runtime, fn, ResourceError)
 
     @server.resource(

@@ -16,16 +16,19 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from memrl import DatabaseError, InvalidInputError, LazyEmbedder, Memory, open_memory
-from memrl.transfer import export_jsonl, import_jsonl
+from memrl import DatabaseError, InvalidInputError, open_memory
 
 from .models import RecallOutput
 from .output import print_json
 from .settings import ServerSettings
 
+if TYPE_CHECKING:
+    from memrl import Memory
+
 log = logging.getLogger("memrl")
-Command = Callable[[argparse.Namespace, ServerSettings, Memory], None]
+Command = Callable[[argparse.Namespace, ServerSettings, "Memory"], None]
 
 
 def open_cli_memory(settings: ServerSettings, *, create: bool) -> Memory:
@@ -35,6 +38,8 @@ def open_cli_memory(settings: ServerSettings, *, create: bool) -> Memory:
             f"no database at {str(path)!r}: nothing has been stored there yet (a store or a "
             "recall creates it); pass --db to use another file"
         )
+    from memrl.embeddings import LazyEmbedder
+
     embedder = LazyEmbedder(settings.model_dir, settings.allow_download)
     return open_memory(path, settings.memory, embedder)
 
@@ -106,6 +111,8 @@ def stats(args: argparse.Namespace, settings: ServerSettings, memory: Memory) ->
 
 
 def export(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    from memrl.transfer import export_jsonl
+
     if not args.output:
         export_jsonl(memory, sys.stdout, args.namespace)
         return
@@ -120,6 +127,8 @@ def export(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -
 
 
 def import_(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    from memrl.transfer import import_jsonl
+
     if args.file == "-":
         result = import_jsonl(memory, sys.stdin, args.namespace)
     else:
@@ -170,6 +179,8 @@ def demo(args: argparse.Namespace, settings: ServerSettings) -> None:
 
 
 def _run_demo(settings: ServerSettings, path: Path, where: str) -> None:
+    from memrl.embeddings import LazyEmbedder
+
     from .demo import run_demo
 
     embedder = LazyEmbedder(settings.model_dir, settings.allow_download)
@@ -184,10 +195,11 @@ def serve(args: argparse.Namespace, settings: ServerSettings) -> None:
     import anyio
 
     from .app import build_server
-    from .http import check_bind, serve_http
     from .runtime import MemoryRuntime
 
     if args.http:
+        from .http import check_bind
+
         check_bind(settings)
     runtime = MemoryRuntime(settings)  # one memory for the MCP server and the page at /ui
     server = build_server(settings, runtime=runtime)
@@ -201,6 +213,8 @@ def serve(args: argparse.Namespace, settings: ServerSettings) -> None:
         ui = build_ui(runtime, settings)
     else:  # the page shows every namespace: only a token for all of them may open it
         log.info("no page at /ui: a token file alone scopes tokens to namespaces; add --token")
+    from .http import serve_http
+
     anyio.run(serve_http, server, settings, ui)
 
 

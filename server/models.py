@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from memrl.memory import RecallResult
+if TYPE_CHECKING:
+    from memrl.memory import RecallResult
 
 
 class RecalledMemory(BaseModel):

@@ -11,13 +11,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from memrl import Embedder, Memory, MemrlError, Storage, load_embedder, open_storage
+from memrl import MemrlError
 from memrl.storage import explain
+
+if TYPE_CHECKING:  # the core itself loads in the loader thread, not before the handshake
+    from memrl import Embedder, Memory, Storage
 
 from .settings import ServerSettings
 
@@ -29,6 +32,12 @@ class ModelNotReady(MemrlError):
     """The embedding model did not finish loading in time."""
 
 
+def _load_embedder(settings: ServerSettings) -> Embedder:
+    from memrl.embeddings import load_embedder
+
+    return load_embedder(settings.model_dir, allow_download=settings.allow_download)
+
+
 class MemoryRuntime:
     def __init__(
         self,
@@ -36,9 +45,7 @@ class MemoryRuntime:
         embedder_factory: Callable[[], Embedder] | None = None,
     ) -> None:
         self.settings = settings
-        self._factory = embedder_factory or (
-            lambda: load_embedder(settings.model_dir, allow_download=settings.allow_download)
-        )
+        self._factory = embedder_factory or (lambda: _load_embedder(settings))
         self._ready = threading.Event()
         self._memory: Memory | None = None
         self._error: BaseException | None = None
@@ -68,6 +75,8 @@ class MemoryRuntime:
         started = time.perf_counter()
         try:
             embedder = self._factory()
+            from memrl import Memory, open_storage
+
             storage = open_storage(self.settings.db_path, embedder.dim, embedder.model_id)
             self.storage = storage
             memory = Memory(storage, embedder, self.settings.memory)

@@ -17,6 +17,7 @@ from memrl_server.settings import ServerSettings
 
 from memrl import Experience, MemoryConfig, open_memory
 from memrl.retrieval import STD_EPS, Candidate, RecallParams, intent_key, phase_a, select, zscores
+from memrl.storage.sqlite import index as index_module
 from memrl.storage.sqlite.connection import connect, write_transaction
 from memrl.storage.sqlite.index import VectorIndex
 from memrl.storage.sqlite.migrations import apply_migrations
@@ -72,6 +73,9 @@ async def test_a_repeated_task_reaches_the_experience_stored_last(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(VectorIndex, "_vec0", counting)
+    # the exact scan of small namespaces off: this test is about the two paths above (the
+    # scan ranks as they do: test_vec0_and_code_paths_return_the_same_candidates)
+    monkeypatch.setattr(index_module, "EXACT_MAX_ROWS", 0)
     db = tmp_path / "m.db"
     first, later = (int(x) for x in (background.split("-then-") + [background])[:2])
     setup = open_memory(db, embedder=real_model)
@@ -155,7 +159,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def test_vec0_and_code_paths_return_the_same_candidates(tmp_path: Path) -> None:
-    """The same rows searched by sqlite-vec (small-namespace path) and by the code index give
+    """The same rows searched by sqlite-vec (small-namespace path), by the code index and by
+    the exact scan of the cached float vectors give
     identical ids, similarities and order, ties (duplicate vectors) included."""
     rng = np.random.default_rng(5)
     base = _unit(rng.standard_normal((230, 384)))
@@ -166,14 +171,17 @@ def test_vec0_and_code_paths_return_the_same_candidates(tmp_path: Path) -> None:
         VectorIndex(384).add_many(conn, [(i + 1, "ns", v) for i, v in enumerate(dup)])
     # the code path, with budgets that keep nearly every row to the exact pass (its recall is
     # measured elsewhere; here: the same rows must come back with the same numbers and order)
-    code_path = VectorIndex(384, min_rescore=240, oversample=1)
-    vec0_path = VectorIndex(384, min_rescore=1000)
+    code_path = VectorIndex(384, min_rescore=240, oversample=1, exact_max_rows=0)
+    vec0_path = VectorIndex(384, min_rescore=1000, exact_max_rows=0)
+    scan_path = VectorIndex(384)  # the float vectors in memory, scanned exactly
     queries = _unit(dup[rng.integers(0, len(dup), 40)] + 0.05 * rng.standard_normal((40, 384)))
     for q in list(queries) + list(dup[:10]):
         for k in (1, 5, 10):
             a = code_path.search(conn, q, "ns", k)
             b = vec0_path.search(conn, q, "ns", k)
-            assert a == b
+            c = scan_path.search(conn, q, "ns", k)
+            assert a == b == c
+    assert scan_path.floats.sizes() == {"ns": 250} and not code_path.floats.sizes()
     conn.close()
 
 
@@ -190,3 +198,30 @@ def test_float_noise_in_similarity_is_not_signal() -> None:
     assert [s.memory_id for s in select(pool, lam=0.5, k2=1).injected] == [2]
     # a real spread still counts
     assert zscores([0.5, 0.7]) == pytest.approx([-1.0, 1.0])
+
+
+def test_a_recall_is_one_read_and_one_write(tmp_path: Path) -> None:
+    """A recall reads the namespace row once, the index state once, the members once (no
+    float rows on a scanned namespace), and writes the ledger in one transaction; the task
+    id it returns is committed."""
+    from fake_embedder import FakeEmbedder
+
+    memory = open_memory(tmp_path / "m.db", MemoryConfig(k1=3, k2=2), FakeEmbedder(dim=8))
+    memory.store_many(Experience(f"task {i} of the parser", f"fix {i}") for i in range(40))
+    memory.recall("the parser task")  # the first search of the namespace loads its codes
+    memory.recall("the parser task")  # the second its vectors (the exact scan)
+    conn = memory.storage._conn  # type: ignore[attr-defined]
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    result = memory.recall("task 3 of the parser")
+    conn.set_trace_callback(None)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len([s for s in reads if "FROM namespaces" in s]) == 1
+    assert len(reads) == 3, reads  # namespace row, index state, members
+    writes = [s.split()[0].upper() for s in statements if not s.startswith(("SELECT", "--"))]
+    assert writes[0] == "BEGIN" and writes[-1] == "COMMIT", statements
+    assert set(writes[1:-1]) == {"INSERT"}  # the task, then its candidates
+    assert result.candidates and result.task_id is not None and not conn.in_transaction
+    row = conn.execute("SELECT count(*) FROM tasks WHERE task_id = ?", (result.task_id,))
+    assert row.fetchone()[0] == 1
+    memory.close()

@@ -16,7 +16,7 @@ def _unit(rng: np.random.Generator, n: int, dim: int = 384) -> np.ndarray:
 
 
 def test_vec0_holds_every_vector_and_filters_by_namespace(tmp_path):
-    index = VectorIndex(384, min_rescore=50, oversample=5)
+    index = VectorIndex(384, min_rescore=50, oversample=5, exact_max_rows=0)
     conn = connect(tmp_path / "v.db")
     apply_migrations(conn, 384)
     rng = np.random.default_rng(3)

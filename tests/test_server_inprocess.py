@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -213,7 +215,7 @@ async def test_a_model_that_fails_to_load_gives_a_clear_error(settings):
 
 
 async def test_the_default_namespace_is_preloaded_before_the_first_recall(settings, embedder):
-    """The loader thread reads the default namespace's search codes along with the model, so
+    """The loader thread reads the default namespace's search rows along with the model, so
     the first recall does not pay for them."""
     from memrl_server.runtime import MemoryRuntime
 
@@ -231,7 +233,23 @@ async def test_the_default_namespace_is_preloaded_before_the_first_recall(settin
     try:
         await runtime.memory()
         assert runtime.storage is not None
-        cached = runtime.storage.index.cache.sizes()
-        assert cached == {settings.namespace: 300}  # only the default namespace
+        index = runtime.storage.index
+        # only the default namespace: its float vectors, which a small namespace is scanned by
+        assert index.floats.sizes() == {settings.namespace: 300} and index.cache.sizes() == {}
     finally:
         runtime.release()
+
+
+def test_the_server_imports_no_core_before_tools_list() -> None:
+    """What `memrl serve` imports before it answers tools/list leaves out the core (numpy,
+    the SQLite extension, the model code): the model-loader thread imports it (cold start,
+    docs/PERFORMANCE.md)."""
+    code = (
+        "import sys, memrl_server.cli, memrl_server.commands, memrl_server.app, "
+        "memrl_server.runtime;"
+        "print(sorted(m for m in ('numpy', 'sqlite_vec', 'sqlite3', 'memrl.memory', "
+        "'memrl.embeddings', 'memrl.storage.sqlite', 'memrl.storage.base') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

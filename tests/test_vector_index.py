@@ -12,7 +12,7 @@ import pytest
 
 from memrl.storage.sqlite.connection import connect, write_transaction
 from memrl.storage.sqlite.index import VectorIndex
-from memrl.storage.sqlite.kernels import popcount_swar, sign_codes
+from memrl.storage.sqlite.kernels import popcount_swar, rank_exact, sign_codes
 from memrl.storage.sqlite.migrations import apply_migrations
 from memrl.storage.sqlite.snapshots import SNAPSHOT_TABLE
 
@@ -116,7 +116,7 @@ def recall_at(index: VectorIndex, conn: Any, data: np.ndarray, ids: np.ndarray,
 @pytest.mark.parametrize("k", [5, 10])
 def test_approximate_path_recall_on_clustered_data(tmp_path: Path, k: int) -> None:
     # Small budgets force the coarse + refine path on a few thousand rows.
-    index = VectorIndex(DIM, oversample=6, min_rescore=30, min_coarse=150)
+    index = VectorIndex(DIM, oversample=6, min_rescore=30, min_coarse=150, exact_max_rows=0)
     conn = open_db(tmp_path / "small-budget.db", index)
     data = clustered(4000, 60, seed=5)
     ids = np.array(add(conn, index, 1, "ns", data))
@@ -284,7 +284,7 @@ def test_a_large_namespace_is_loaded_from_its_snapshot_by_the_next_process(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "snap.db"
-    first = VectorIndex(DIM, snapshot_min_rows=500)
+    first = VectorIndex(DIM, snapshot_min_rows=500, exact_max_rows=0)
     conn = open_db(path, first)
     data = clustered(2000, 20, seed=30)
     ids = np.arange(1, 2001)
@@ -293,7 +293,7 @@ def test_a_large_namespace_is_loaded_from_its_snapshot_by_the_next_process(
     assert snapshot_row(conn) == (1500, 0, 1500)
     add(conn, first, 1501, "ns", data[1500:])  # rows after the snapshot
 
-    later = CountingIndex(DIM, snapshot_min_rows=500)  # a new process
+    later = CountingIndex(DIM, snapshot_min_rows=500, exact_max_rows=0)  # a new process
     for q in near(data, 10, seed=31):
         assert [m for m, _ in later.search(conn, q, "ns", 5)] == exact_topk(data, ids, q, 5)
     assert later.rows_loaded == 500  # only the rows the snapshot lacks
@@ -305,7 +305,7 @@ def snapshotted(
     tmp_path: Path, n: int, seed: int
 ) -> tuple[Any, VectorIndex, np.ndarray, np.ndarray]:
     """A database with n rows in "ns" whose snapshot the first search wrote."""
-    index = VectorIndex(DIM, snapshot_min_rows=500)
+    index = VectorIndex(DIM, snapshot_min_rows=500, exact_max_rows=0)
     conn = open_db(tmp_path / f"snap-{seed}.db", index)
     data = clustered(n, n // 100, seed=seed)
     ids = np.arange(1, n + 1)
@@ -320,7 +320,7 @@ def test_a_snapshot_is_ignored_after_a_delete_and_rewritten(tmp_path: Path) -> N
     with write_transaction(conn):
         first.delete(conn, [1, 2, 3])
 
-    later = CountingIndex(DIM, snapshot_min_rows=500)
+    later = CountingIndex(DIM, snapshot_min_rows=500, exact_max_rows=0)
     keep = ~np.isin(ids, [1, 2, 3])
     got = [m for m, _ in later.search(conn, data[0], "ns", 10)]
     assert got == exact_topk(data[keep], ids[keep], data[0], 10)
@@ -332,7 +332,7 @@ def test_a_snapshot_is_ignored_after_a_delete_and_rewritten(tmp_path: Path) -> N
 def test_a_damaged_snapshot_is_ignored(tmp_path: Path) -> None:
     conn, _, data, ids = snapshotted(tmp_path, 800, seed=33)
     conn.execute(f"UPDATE {SNAPSHOT_TABLE} SET codes = substr(codes, 1, 100)")
-    later = CountingIndex(DIM, snapshot_min_rows=500)
+    later = CountingIndex(DIM, snapshot_min_rows=500, exact_max_rows=0)
     for q in near(data, 5, seed=34):
         assert [m for m, _ in later.search(conn, q, "ns", 5)] == exact_topk(data, ids, q, 5)
     assert later.rows_loaded == 800
@@ -345,3 +345,119 @@ def test_small_namespaces_get_no_snapshot(db: tuple[Any, VectorIndex, Path]) -> 
     add(conn, index, 1, "ns", data)
     index.search(conn, data[0], "ns", 5)
     assert snapshot_row(conn) is None
+
+
+# -- the exact scan of small namespaces ------------------------------------------------------
+
+SCAN_MAX = 300  # a small crossover, so "just above" it stays quick
+
+
+def with_twins(n: int, seed: int) -> np.ndarray:
+    """n clustered vectors of which the last 20 repeat earlier ones: exact ties."""
+    data = clustered(n - 20, max(2, n // 50), seed=seed)
+    return np.concatenate([data, data[:20]])
+
+
+def test_exact_scan_and_code_index_agree_below_and_just_above_the_crossover(
+    tmp_path: Path,
+) -> None:
+    conn = open_db(tmp_path / "x.db", VectorIndex(DIM))
+    scan = VectorIndex(DIM, exact_max_rows=SCAN_MAX)
+    codes = VectorIndex(DIM, exact_max_rows=0)  # the code index (vec0 below 200 rows)
+    exact = VectorIndex(DIM, exact_max_rows=0, min_rescore=10_000)  # vec0 + exact rescoring
+    data = with_twins(SCAN_MAX + 1, seed=40)
+    ids = np.array(add(conn, scan, 1, "ns", data[:SCAN_MAX]))
+    queries = list(near(data, 30, seed=41)) + list(data[:5]) + list(data[-5:])
+
+    def agree(n: int) -> None:
+        for q in queries:
+            for k in (1, 5, 10, 40):
+                got = scan.search(conn, q, "ns", k)
+                assert got == exact.search(conn, q, "ns", k)  # ids, similarities, order
+                assert got == codes.search(conn, q, "ns", k)
+                # every row ranked exactly (the index ranks the normalized query)
+                assert got == rank_exact(ids[:n], data[:n], scan._unit(q), k)
+
+    agree(SCAN_MAX)
+    assert scan.floats.sizes() == {"ns": SCAN_MAX} and scan.cache.sizes() == {}
+    ids = np.concatenate([ids, add(conn, scan, SCAN_MAX + 1, "ns", data[SCAN_MAX:])])
+    agree(SCAN_MAX + 1)  # one row more: the code index takes over
+    assert scan.floats.sizes() == {} and scan.cache.sizes() == {"ns": SCAN_MAX + 1}
+    with write_transaction(conn):
+        scan.delete(conn, [int(ids[-1])])
+    agree(SCAN_MAX)  # back under the crossover: scanned again
+    assert scan.floats.sizes() == {"ns": SCAN_MAX}
+    conn.close()
+
+
+def test_similarities_of_the_scan_are_rank_exact_ones_for_unnormalized_rows(
+    db: tuple[Any, VectorIndex, Path],
+) -> None:
+    conn, index, _ = db
+    rng = np.random.default_rng(42)
+    data = clustered(400, 8, seed=42) * rng.uniform(0.1, 30.0, (400, 1)).astype(np.float32)
+    data[7] = 0.0  # a zero row scores 0, as in rank_exact
+    add(conn, index, 1, "ns", data)
+    ref = VectorIndex(DIM, exact_max_rows=0, min_rescore=10_000)
+    for q in near(unit(data[:50] + 1e-3), 20, seed=43):
+        for k in (1, 10, 50):
+            assert index.search(conn, q, "ns", k) == ref.search(conn, q, "ns", k)
+        got = index.search(conn, q, "ns", 400)
+        assert got == rank_exact(np.arange(1, 401), data, index._unit(q), 400)
+        assert dict(got)[8] == 0.0
+    assert index.floats.sizes() == {"ns": 400}
+
+
+def test_scanned_namespace_sees_writes_deletes_and_other_processes(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    mine, theirs = VectorIndex(DIM), VectorIndex(DIM)
+    c1 = open_db(path, mine)
+    c2 = open_db(path, theirs, create=False)
+    data = clustered(1200, 12, seed=44)
+    add(c1, mine, 1, "ns", data[:1000])
+    q = data[1100]
+    assert 1101 not in {m for m, _ in mine.search(c1, q, "ns", 5)}
+    assert mine.floats.sizes() == {} and mine.cache.sizes() == {"ns": 1000}  # first: codes
+    assert 1101 not in {m for m, _ in mine.search(c1, q, "ns", 5)}
+    assert mine.floats.sizes() == {"ns": 1000} and mine.cache.sizes() == {}  # then the scan
+    add(c1, mine, 1101, "ns", data[1100:1101])  # my own write: seen by the next search
+    assert mine.search(c1, q, "ns", 1)[0][0] == 1101
+    with write_transaction(c1):  # my own delete
+        mine.delete(c1, [1101])
+    assert 1101 not in {m for m, _ in mine.search(c1, q, "ns", 50)}
+    add(c2, theirs, 2001, "ns", data[1100:1101])  # another process writes
+    assert mine.search(c1, q, "ns", 1)[0][0] == 2001
+    with write_transaction(c2):  # ... and deletes
+        theirs.delete(c2, [2001, 1])
+    got = {m for m, _ in mine.search(c1, q, "ns", 50)}
+    assert 2001 not in got and 1 not in got
+    assert mine.floats.sizes() == {"ns": 999}
+    ids = np.arange(2, 1001)
+    for qq in near(data[:1000], 10, seed=45):
+        assert [m for m, _ in mine.search(c1, qq, "ns", 5)] == exact_topk(data[1:1000], ids, qq, 5)
+    # uncommitted rows are seen inside their transaction only, never cached
+    c1.execute("BEGIN IMMEDIATE")
+    mine.add_many(c1, [(5000, "ns", data[1150])])
+    assert mine.search(c1, data[1150], "ns", 1)[0][0] == 5000
+    c1.execute("ROLLBACK")
+    assert 5000 not in {m for m, _ in mine.search(c1, data[1150], "ns", 20)}
+    assert mine.floats.sizes() == {"ns": 999}
+    c1.close()
+    c2.close()
+
+
+def test_scan_memory_is_bounded_and_the_rest_use_the_code_index(tmp_path: Path) -> None:
+    index = VectorIndex(DIM, exact_max_rows=500, max_exact_cached_rows=700)
+    conn = open_db(tmp_path / "b.db", index)
+    a, b = clustered(400, 4, seed=46), clustered(400, 4, seed=47)
+    ids_a, ids_b = np.array(add(conn, index, 1, "a", a)), np.array(add(conn, index, 1001, "b", b))
+    assert index.preload(conn, "a") == 400 and index.floats.sizes() == {"a": 400}
+    for q in near(a, 5, seed=48):
+        assert [m for m, _ in index.search(conn, q, "a", 5)] == exact_topk(a, ids_a, q, 5)
+    for q in near(b, 5, seed=49):  # no room left for b: the code index, no reloads
+        assert [m for m, _ in index.search(conn, q, "b", 5)] == exact_topk(b, ids_b, q, 5)
+    assert index.floats.sizes() == {"a": 400} and index.cache.sizes() == {"b": 400}
+    assert index.preload(conn, "b") == 400 and index.floats.sizes() == {"a": 400}
+    add(conn, index, 2001, "a", clustered(301, 4, seed=50))  # a outgrows the budget
+    index.search(conn, a[0], "a", 5)
+    assert index.floats.sizes() == {} and index.cache.sizes() == {"b": 400, "a": 701}

@@ -48,10 +48,13 @@ MIN_RECALL_SMALL_BUDGET = 0.95
 
 
 class CodePathOnly(VectorIndex):
-    """A VectorIndex whose exact sqlite-vec path fails: every search below is approximate.
+    """A VectorIndex whose exact paths are off or fail: every search below is approximate.
 
     `search` reaches sqlite-vec through the private `_vec0` (the public `search_vec0` is a
     wrapper over it that `search` does not call), so that is the method overridden."""
+
+    def __init__(self, dim: int, **kwargs: Any) -> None:
+        super().__init__(dim, exact_max_rows=0, **kwargs)  # no exact scan of floats either
 
     def _vec0(self, conn: Any, q: np.ndarray, namespace: str, k: int) -> Any:
         raise AssertionError("the namespace is searched by sqlite-vec, not by the code index")

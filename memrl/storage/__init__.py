@@ -3,12 +3,42 @@ PostgreSQL with pgvector for a team (a `postgresql://` URL)."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MemrlError
 from ..paths import is_postgres_url
-from .base import MemoryRow, NewMemory, NewTask, Outcome, PoolRow, Storage, TaskCandidate, TaskRow
-from .sqlite import SqliteStorage
+
+if TYPE_CHECKING:
+    from .base import (
+        MemoryRow,
+        NewMemory,
+        NewTask,
+        Outcome,
+        PoolRow,
+        Storage,
+        TaskCandidate,
+        TaskRow,
+    )
+    from .sqlite import SqliteStorage
+
+# Imported on first use (PEP 562): `explain` alone must not load numpy and the SQLite
+# extension (the command line imports it before anything is stored or searched).
+_LAZY = {
+    **{n: "base" for n in ("MemoryRow", "NewMemory", "NewTask", "Outcome", "PoolRow", "Storage",
+                           "TaskCandidate", "TaskRow")},
+    "SqliteStorage": "sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "MemoryRow",
@@ -33,6 +63,8 @@ def open_storage(target: str | Path, dim: int, model_id: str) -> Storage:
         from .postgres import PostgresStorage  # psycopg is an optional dependency
 
         return PostgresStorage(str(target), dim, model_id)
+    from .sqlite import SqliteStorage
+
     return SqliteStorage(Path(target).expanduser() if isinstance(target, str) else target, dim, model_id)
 
 

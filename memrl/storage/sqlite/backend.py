@@ -44,17 +44,29 @@ _STATS_KEYS = (
 class SqliteTx:
     """Reads and writes on the storage's connection (inside a transaction for writes)."""
 
-    def __init__(self, storage: SqliteStorage, conn: Any) -> None:
+    def __init__(self, storage: SqliteStorage, conn: Any, *, writing: bool = False) -> None:
         self._s = storage
         self.conn = conn
+        self._writing = writing
+        self._namespaces: dict[str, tuple[str, float | None] | None] = {}
 
     # -- reads ------------------------------------------------------------------------------
 
+    def _namespace_row(self, namespace: str) -> tuple[str, float | None] | None:
+        """(model_id, delta) of a namespace, read once per read block: a recall asks for
+        both (as the PostgreSQL backend does)."""
+        if self._writing or namespace not in self._namespaces:
+            self._namespaces[namespace] = memories.namespace_row(self.conn, namespace)
+        return self._namespaces[namespace]
+
     def check_model(self, namespace: str) -> None:
-        memories.check_model(self.conn, namespace, self._s.model_id)
+        row = self._namespace_row(namespace)
+        if row is not None:
+            memories.refuse_other_model(namespace, row[0], self._s.model_id)
 
     def namespace_delta(self, namespace: str) -> float | None:
-        return memories.namespace_delta(self.conn, namespace)
+        row = self._namespace_row(namespace)
+        return None if row is None else row[1]
 
     def nearest_intents(
         self, query: np.ndarray, namespace: str, k: int
@@ -146,7 +158,7 @@ class SqliteStorage:
     @contextmanager
     def write(self) -> Iterator[SqliteTx]:
         with self._lock, write_transaction(self._conn) as conn:
-            yield SqliteTx(self, conn)
+            yield SqliteTx(self, conn, writing=True)
 
     @contextmanager
     def inspect(self) -> Iterator[SqliteInspect]:

@@ -122,6 +122,16 @@ class CodeCache:
             self._evict()
         return fresh.view()
 
+    def size(self, key: Key, deletes: int) -> int | None:
+        """Rows cached for `key` if its entry is current (no delete since), else None."""
+        with self.lock:
+            entry = self._entries.get(key)
+            return None if entry is None or entry.deletes != deletes else entry.n
+
+    def drop(self, key: Key) -> None:
+        with self.lock:
+            self._entries.pop(key, None)
+
     def sizes(self) -> dict[str, int]:
         """Rows cached per namespace (for tests and diagnostics)."""
         with self.lock:

@@ -28,10 +28,17 @@ single vectors by id slowly (about 1 ms each), so large namespaces use a derived
 5. Exact pass: the float vectors of those rows are read from SQLite by primary key and
    scored by exact cosine; the best k are returned.
 
-Both paths end in the same exact pass (`kernels.rank_exact` over the stored float
+Namespaces of at most `EXACT_MAX_ROWS` rows are searched by neither once a process has
+searched them once: their float vectors are held in memory and scanned exactly
+(floats.py), which measured faster than the code index at those sizes. The vectors are
+kept coherent as the codes are (the same cache check; appended, reloaded after a delete,
+uncommitted rows never cached) within a memory budget.
+
+All paths end in the same exact pass (`kernels.rank_exact` over the stored float
 vectors): the vec0 path asks sqlite-vec for k plus `TIE_MARGIN` neighbours and rescores
 them, so the two paths give the same similarities and the same order (ties to the newer
-intent) for the same data, whichever a namespace's size selects.
+intent) for the same data, whichever a namespace's size selects; the scan ranks its
+candidates (every row within a float32 error bound of the k-th best) by the same function.
 
 The similarities returned are always exact cosines; only the candidate set of the code
 path is approximate. With the defaults (rescore = max(200, 40 k), coarse = max(1000,
@@ -47,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from .codes import CodeCache, Key, Rows
+from .floats import FloatCache, FloatRows, scan_exact
 from .kernels import (
     asymmetric_scores,
     blobs_matrix,
@@ -76,6 +84,13 @@ MAX_CACHED_ROWS = 4_000_000
 # A namespace this large gets a code snapshot; smaller ones load from the covering index
 # in well under a second even with a cold page cache.
 SNAPSHOT_MIN_ROWS = 20_000
+# A namespace of at most this many rows is searched by an exact scan of its float32
+# vectors held in memory (floats.py), which measured faster than the code index below
+# this size (docs/PERFORMANCE.md, "Exact scan or code index"); larger ones by the code index.
+EXACT_MAX_ROWS = 10_000
+# Rows of float vectors kept in memory per process across all namespaces (about 1.5 KB
+# per row at 384 dimensions: 1,556 bytes with its seq, id and norm; 47 MB in all).
+MAX_EXACT_CACHED_ROWS = 30_000
 # Rows per statement when fetching float vectors by primary key.
 _FETCH_CHUNK = 500
 
@@ -93,6 +108,8 @@ class VectorIndex:
         min_coarse: int = MIN_COARSE,
         max_cached_rows: int = MAX_CACHED_ROWS,
         snapshot_min_rows: int = SNAPSHOT_MIN_ROWS,
+        exact_max_rows: int | None = None,
+        max_exact_cached_rows: int = MAX_EXACT_CACHED_ROWS,
     ) -> None:
         self.dim = dim
         self.code_bytes = -(-dim // 64) * 8
@@ -103,6 +120,9 @@ class VectorIndex:
         self.min_coarse = min_coarse
         self.snapshot_min_rows = snapshot_min_rows
         self.cache = CodeCache(max_cached_rows)
+        # read at construction, not definition: tests set the module constant
+        self.exact_max_rows = EXACT_MAX_ROWS if exact_max_rows is None else exact_max_rows
+        self.floats = FloatCache(max_exact_cached_rows)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -173,9 +193,15 @@ class VectorIndex:
         )
 
     def preload(self, conn: Any, namespace: str) -> int:
-        """Load the namespace's codes into this process's cache now (what its first search
-        would do); returns how many rows it holds."""
-        return sum(p.n for p in self._codes(conn, namespace))
+        """Load the namespace's search rows into this process's cache now (its vectors if it
+        is scanned, else its codes), so that no search pays for it; how many rows it holds."""
+        state = self._state(conn, namespace)
+        if state[1] == 0:
+            return 0
+        rows = self._floats(conn, namespace, state, first=False)
+        if rows is not None:
+            return rows.n
+        return sum(p.n for p in self._codes(conn, namespace, state))
 
     def search(
         self, conn: Any, query: np.ndarray, namespace: str, k: int
@@ -186,7 +212,13 @@ class VectorIndex:
         q = self._unit(query)
         if q is None:
             return []
-        parts = self._codes(conn, namespace)
+        state = self._state(conn, namespace)
+        if state[1] == 0:
+            return []
+        rows = self._floats(conn, namespace, state)
+        if rows is not None:
+            return scan_exact(rows, q, k)
+        parts = self._codes(conn, namespace, state)
         total = sum(p.n for p in parts)
         if total == 0:
             return []
@@ -302,7 +334,9 @@ class VectorIndex:
         words = np.ascontiguousarray(raw.view(np.uint64).reshape(n, self.width).T)
         return Rows(np.asarray(seqs, np.int64), np.asarray(ids, np.int64), words)
 
-    def _codes(self, conn: Any, namespace: str) -> list[Rows]:
+    def _codes(
+        self, conn: Any, namespace: str, state: tuple[tuple[str, str] | None, int, int]
+    ) -> list[Rows]:
         """The namespace's codes as this connection sees them now, cache-backed.
 
         Outside a transaction every row read is committed, so new rows are appended to
@@ -310,7 +344,7 @@ class VectorIndex:
         snapshot), the cache is used as far as it matches and the rest is read for this
         search only.
         """
-        key, max_seq, deletes = self._state(conn, namespace)
+        key, max_seq, deletes = state
         if max_seq == 0:
             return []
         in_txn = bool(getattr(conn, "in_transaction", True))
@@ -341,6 +375,106 @@ class VectorIndex:
             save_snapshot_if_due(conn, namespace, deletes, rows)
         return [self.cache.put(ckey, self.width, deletes, rows)]
 
+    # -- the float vectors of a small namespace --------------------------------------------
+
+    def _load_floats(
+        self, conn: Any, namespace: str, after: int, upto: int | None, limit: int
+    ) -> FloatRows | None:
+        """Float rows of the namespace with after < seq (<= upto), in seq order; None if
+        there are more than `limit`."""
+        sql = (
+            f"SELECT seq, intent_id, embedding FROM {VECTOR_TABLE} "
+            "WHERE namespace = ? AND seq > ?"
+        )
+        args: list[Any] = [namespace, after]
+        if upto is not None:
+            sql += " AND seq <= ?"
+            args.append(upto)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit + 1)
+        rows = conn.execute(sql, args).fetchall()
+        if len(rows) > limit:
+            return None
+        if not rows:
+            return FloatRows.empty(self.dim)
+        vecs = blobs_matrix([r[2] for r in rows], self.dim)
+        if vecs.shape[0] != len(rows):
+            raise ValueError("vector index rows have an unexpected size (dimension mismatch?)")
+        return FloatRows.build(
+            np.asarray([r[0] for r in rows], np.int64),
+            np.asarray([r[1] for r in rows], np.int64),
+            np.array(vecs, dtype=np.float32),  # own, writable, aligned
+        )
+
+    def _larger_than(self, conn: Any, namespace: str, upto: int | None, n: int) -> bool:
+        """Whether the namespace has more than n rows (seq <= upto): an index-only probe."""
+        sql = f"SELECT 1 FROM {VECTOR_TABLE} WHERE namespace = ?"
+        args: list[Any] = [namespace]
+        if upto is not None:
+            sql += " AND seq <= ?"
+            args.append(upto)
+        sql += " ORDER BY seq LIMIT 1 OFFSET ?"
+        args.append(n)
+        return conn.execute(sql, args).fetchone() is not None
+
+    def _floats(
+        self, conn: Any, namespace: str, state: tuple[tuple[str, str] | None, int, int],
+        first: bool = True,
+    ) -> FloatRows | None:
+        """The namespace's float rows as this connection sees them now, if it is searched by
+        an exact scan (at most `exact_max_rows` rows, within the memory budget); else None.
+
+        Kept coherent like the codes (`_codes`): committed rows are appended, a delete
+        reloads, and inside a transaction the rows past the cache are read for this search
+        only.
+
+        The vectors are read on the namespace's second search in the process (or by
+        `preload`): its first search loads the codes (64 bytes a row, where the vectors are
+        1.5 KB), so a one-shot process such as `memrl recall` never reads the vectors."""
+        key, max_seq, deletes = state
+        limit = self.exact_max_rows
+        if limit <= 0 or max_seq == 0:
+            return None
+        in_txn = bool(getattr(conn, "in_transaction", True))
+        upto = max_seq if in_txn else None
+        if key is None:  # no database id to cache under: the code index, as before
+            return None
+        ckey: Key = (key[0], key[1], namespace)
+        entry, view, entry_max = self.floats.lookup(ckey, deletes)
+        if entry is not None and view is not None:
+            if max_seq <= entry_max:
+                return view.prefix(int(np.searchsorted(view.seqs, max_seq, side="right")))
+            part = self._load_floats(conn, namespace, entry_max, upto, limit - view.n)
+            if part is None:  # outgrew the exact scan: the code index takes over
+                self.floats.drop(ckey)
+                return None
+            if in_txn:
+                return FloatRows.concat(view, part)
+            grown = self.floats.extend(ckey, entry, entry_max, part)
+            if grown is None and self.floats.lookup(ckey, deletes)[0] is None:
+                return None  # over the memory budget now: dropped, the code index takes over
+            return grown if grown is not None else FloatRows.concat(view, part)
+        if entry is not None:
+            self.floats.drop(ckey)  # a delete outdated it
+        # Not cached. A namespace whose codes are cached and too many (or too many for the
+        # memory left) stays on the code index without reading anything more.
+        room = min(limit, self.floats.room(ckey))
+        coded = self.cache.size(ckey, deletes)
+        if coded is None and first and entry is None:
+            return None  # the first search: the code index (see above)
+        if coded is not None and coded > room:
+            return None
+        if room <= 0 or self._larger_than(conn, namespace, upto, room):
+            return None
+        rows = self._load_floats(conn, namespace, 0, upto, room)
+        if rows is None or in_txn:
+            return rows
+        cached = self.floats.put(ckey, self.dim, deletes, rows)
+        if cached is not None:
+            self.cache.drop(ckey)  # its codes are not needed while the scan serves it
+        return cached if cached is not None else rows
+
     def clear_cache(self) -> None:
         """Drop every cached namespace (they reload on the next search)."""
         self.cache.clear()
+        self.floats.clear()

@@ -33,19 +33,25 @@ def claim_namespace(conn: Any, namespace: str, model_id: str) -> None:
 
 
 def check_model(conn: Any, namespace: str, model_id: str) -> None:
-    row = conn.execute(
-        "SELECT model_id FROM namespaces WHERE namespace = ?", (namespace,)
-    ).fetchone()
-    if row is not None and row[0] != model_id:
+    row = namespace_row(conn, namespace)
+    if row is not None:
+        refuse_other_model(namespace, row[0], model_id)
+
+
+def refuse_other_model(namespace: str, bound: str, model_id: str) -> None:
+    if bound != model_id:
         raise ModelMismatchError(
-            f"namespace {namespace!r} holds vectors of model {row[0]!r}, but this server "
+            f"namespace {namespace!r} holds vectors of model {bound!r}, but this server "
             f"embeds with {model_id!r}: use the same model, or another namespace"
         )
 
 
-def namespace_delta(conn: Any, namespace: str) -> float | None:
-    row = conn.execute("SELECT delta FROM namespaces WHERE namespace = ?", (namespace,)).fetchone()
-    return None if row is None or row[0] is None else float(row[0])
+def namespace_row(conn: Any, namespace: str) -> tuple[str, float | None] | None:
+    """(model_id, calibrated delta) of a namespace, None before its first write."""
+    row = conn.execute(
+        "SELECT model_id, delta FROM namespaces WHERE namespace = ?", (namespace,)
+    ).fetchone()
+    return None if row is None else (str(row[0]), None if row[1] is None else float(row[1]))
 
 
 def recalibrate_if_due(

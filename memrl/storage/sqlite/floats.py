@@ -1,0 +1,211 @@
+"""The per-process cache of float vectors of small namespaces, searched by an exact scan.
+
+Below a measured size (`index.EXACT_MAX_ROWS`, see docs/PERFORMANCE.md) a scan of a
+namespace's float32 vectors held in memory is faster than the code index, and exact. An
+entry holds a namespace's rows in seq order (seqs, ids, vectors, inverse norms) and is
+kept coherent with the database exactly as the code cache (codes.py) is: rows committed
+later (larger seqs) are appended, a delete (the namespace's delete counter moved) makes
+the next search reload it.
+
+Memory is bounded by a total row budget. A namespace enters the cache only if it fits in
+what is left of the budget; nothing is evicted to make room, so namespaces that do not fit
+are searched by the code index instead of reloading each other's vectors on every search.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import matvec, rank_exact
+
+
+@dataclass
+class FloatRows:
+    """Float vectors of some rows of one namespace, in seq order."""
+
+    seqs: np.ndarray  # int64 (n,)
+    ids: np.ndarray  # int64 (n,)
+    vecs: np.ndarray  # float32 (n, dim), row-major
+    inv_norms: np.ndarray  # float32 (n,): 1 / |row| (1 for a zero row)
+
+    @property
+    def n(self) -> int:
+        return int(self.seqs.shape[0])
+
+    def prefix(self, n: int) -> FloatRows:
+        return FloatRows(self.seqs[:n], self.ids[:n], self.vecs[:n], self.inv_norms[:n])
+
+    @classmethod
+    def build(cls, seqs: np.ndarray, ids: np.ndarray, vecs: np.ndarray) -> FloatRows:
+        mat64 = vecs.astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", mat64, mat64))
+        norms[norms == 0] = 1.0
+        return cls(seqs, ids, vecs, (1.0 / norms).astype(np.float32))
+
+    @classmethod
+    def empty(cls, dim: int) -> FloatRows:
+        return cls(
+            np.empty(0, np.int64), np.empty(0, np.int64),
+            np.empty((0, dim), np.float32), np.empty(0, np.float32),
+        )
+
+    @classmethod
+    def concat(cls, a: FloatRows, b: FloatRows) -> FloatRows:
+        if b.n == 0:
+            return a
+        return cls(
+            np.concatenate([a.seqs, b.seqs]),
+            np.concatenate([a.ids, b.ids]),
+            np.concatenate([a.vecs, b.vecs]),
+            np.concatenate([a.inv_norms, b.inv_norms]),
+        )
+
+
+def scan_margin(dim: int) -> float:
+    """A bound on twice the error of a float32 cosine against `rank_exact`'s.
+
+    A float32 dot product of n terms is within n * 2**-24 * |q| |v| of the exact one
+    (summation in any order); dividing by a float32 norm and rounding the exact value to
+    float32 add a few units of 2**-24. Twice that, with room: 8 * dim * 2**-24 (1.8e-4 at
+    384 dimensions)."""
+    return 8.0 * dim * 2.0**-24
+
+
+def scan_exact(rows: FloatRows, q: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The k rows nearest to the unit vector q, exactly as `rank_exact` over all rows ranks
+    them (same similarities, ties to the newer id).
+
+    A float32 scan of every row picks the candidates: every row whose float32 cosine is
+    within `scan_margin` of the k-th best. A row of the exact top k has a float32 cosine
+    at least the exact k-th cosine less the error, and the exact k-th cosine is at least
+    the float32 k-th less the error, so the candidates hold the exact top k (with its
+    ties); `rank_exact` then ranks only them."""
+    n = rows.n
+    if n == 0 or k <= 0:
+        return []
+    if n <= k:
+        return rank_exact(rows.ids, rows.vecs, q, k)
+    sims = matvec(rows.vecs, q)
+    sims *= rows.inv_norms
+    kth = float(np.partition(sims, n - k)[n - k])
+    cand = np.flatnonzero(sims >= kth - scan_margin(rows.vecs.shape[1]))
+    return rank_exact(rows.ids[cand], rows.vecs[cand], q, k)
+
+
+class FloatEntry:
+    """A growable cache of one namespace's float rows (append-only between reloads)."""
+
+    def __init__(self, dim: int, deletes: int, rows: FloatRows) -> None:
+        self.deletes = deletes
+        self.dim = dim
+        self.n = 0
+        self.max_seq = 0
+        self._rows = FloatRows.empty(dim)
+        self.append(rows)
+
+    def append(self, part: FloatRows, max_cap: int | None = None) -> None:
+        m = part.n
+        if m == 0:
+            return
+        need = self.n + m
+        cap = self._rows.n
+        if need > cap:
+            # Grow by a quarter, not a doubling: a vector is 1.5 KB per row.
+            cap = max(need, cap + cap // 4) if self.n else need
+            if max_cap is not None:
+                cap = max(need, min(cap, max_cap))
+            grown = FloatRows(
+                np.empty(cap, np.int64), np.empty(cap, np.int64),
+                np.empty((cap, self.dim), np.float32), np.empty(cap, np.float32),
+            )
+            old = self._rows
+            grown.seqs[: self.n] = old.seqs[: self.n]
+            grown.ids[: self.n] = old.ids[: self.n]
+            grown.vecs[: self.n] = old.vecs[: self.n]
+            grown.inv_norms[: self.n] = old.inv_norms[: self.n]
+            self._rows = grown
+        r = self._rows
+        r.seqs[self.n : need] = part.seqs
+        r.ids[self.n : need] = part.ids
+        r.vecs[self.n : need] = part.vecs
+        r.inv_norms[self.n : need] = part.inv_norms
+        self.n = need
+        self.max_seq = int(part.seqs[-1])
+
+    @property
+    def capacity(self) -> int:
+        return self._rows.n
+
+    def view(self) -> FloatRows:
+        # Views stay valid while later appends write past n or reallocate.
+        return self._rows.prefix(self.n)
+
+
+Key = tuple[str, str, str]  # (database file, database instance id, namespace)
+
+
+class FloatCache:
+    """Entries by key within `max_rows` rows (of allocated capacity) in all."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.lock = threading.Lock()
+        self._entries: dict[Key, FloatEntry] = {}
+
+    def lookup(self, key: Key, deletes: int) -> tuple[FloatEntry | None, FloatRows | None, int]:
+        """(entry, its view, its newest seq) if cached and no delete happened since."""
+        with self.lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None, None, 0
+            if entry.deletes != deletes:
+                return entry, None, 0
+            return entry, entry.view(), entry.max_seq
+
+    def room(self, key: Key) -> int:
+        """Rows a (re)load of `key` may hold within the budget."""
+        with self.lock:
+            used = sum(e.capacity for k, e in self._entries.items() if k != key)
+        return self.max_rows - used
+
+    def put(self, key: Key, dim: int, deletes: int, rows: FloatRows) -> FloatRows | None:
+        """Cache `rows` as the namespace's entry if they fit in the budget; their view."""
+        with self.lock:
+            self._entries.pop(key, None)
+            used = sum(e.capacity for e in self._entries.values())
+            if used + rows.n > self.max_rows:
+                return None
+            fresh = FloatEntry(dim, deletes, rows)
+            self._entries[key] = fresh
+            return fresh.view()
+
+    def extend(self, key: Key, entry: FloatEntry, seen_max: int, part: FloatRows) -> FloatRows | None:
+        """Append `part` to `entry` if it is still the cached one at `seen_max` and the
+        budget allows; its view. None when the entry was dropped or replaced."""
+        with self.lock:
+            if entry is not self._entries.get(key) or entry.max_seq != seen_max:
+                return None
+            limit = self.max_rows - sum(
+                e.capacity for k, e in self._entries.items() if k != key
+            )
+            if entry.n + part.n > limit:
+                del self._entries[key]
+                return None
+            entry.append(part, limit)
+            return entry.view()
+
+    def drop(self, key: Key) -> None:
+        with self.lock:
+            self._entries.pop(key, None)
+
+    def sizes(self) -> dict[str, int]:
+        """Rows cached per namespace (for tests and diagnostics)."""
+        with self.lock:
+            return {key[2]: e.n for key, e in self._entries.items()}
+
+    def clear(self) -> None:
+        with self.lock:
+            self._entries.clear()
