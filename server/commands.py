@@ -145,7 +145,15 @@ def import_(args: argparse.Namespace, settings: ServerSettings, memory: Memory) 
 
 
 def forget(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
-    print_json(asdict(memory.forget(args.ids, settings.namespace)))
+    result = memory.forget(args.ids, settings.namespace)
+    print_json(asdict(result))
+    if result.refused:
+        ids = ", ".join(map(str, result.refused))
+        print(
+            f"memrl: not deleted: {ids} belong to another namespace than "
+            f"{settings.namespace!r}; pass that namespace with --namespace",
+            file=sys.stderr,
+        )
 
 
 # command -> (function, may it create the database file?)

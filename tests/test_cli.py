@@ -146,8 +146,9 @@ def test_forget_is_verifiable(tmp_path: Path):
 def test_forget_from_another_namespace_is_refused(tmp_path: Path):
     db = tmp_path / "m.db"
     mid = ok(memrl(db, "store", "--intent", "a task", "--experience", "a way", "--namespace", "nsA"))["id"]
-    out = ok(memrl(db, "forget", str(mid), "--namespace", "nsB"))
-    assert out == {"requested": [mid], "deleted": 0, "still_present": [mid], "refused": [mid]}
+    refused = memrl(db, "forget", str(mid), "--namespace", "nsB")
+    assert ok(refused) == {"requested": [mid], "deleted": 0, "still_present": [mid], "refused": [mid]}
+    assert f"not deleted: {mid} belong to another namespace than 'nsB'" in refused.stderr
     assert ok(memrl(db, "forget", str(mid), "--namespace", "nsA"))["deleted"] == 1
 
 
