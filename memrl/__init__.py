@@ -7,9 +7,8 @@ MCP dependency; the MCP server (memrl_server) and the CLI are thin layers over `
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .config import DEFAULT_NAMESPACE, MemoryConfig
 from .errors import (
@@ -21,6 +20,7 @@ from .errors import (
     UnknownMemoryError,
     UnknownTaskError,
 )
+from .lazy import lazy_attributes
 from .paths import db_target, default_db_path
 
 if TYPE_CHECKING:
@@ -46,17 +46,8 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "DEFAULT_NAMESPACE",

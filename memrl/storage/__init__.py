@@ -3,11 +3,11 @@ PostgreSQL with pgvector for a team (a `postgresql://` URL)."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import MemrlError
+from ..lazy import lazy_attributes
 from ..paths import is_postgres_url
 
 if TYPE_CHECKING:
@@ -32,13 +32,8 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+
 
 __all__ = [
     "MemoryRow",

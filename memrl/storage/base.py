@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..config import MemoryConfig
+from ..errors import ModelMismatchError
 
 MEMORY_FIELDS = (
     "id",
@@ -93,6 +94,25 @@ class NewMemory:
     last_reward: float | None = None
     created_at: float | None = None
     updated_at: float | None = None
+
+    def row(self, intent_id: int, model_id: str, now: float) -> tuple[Any, ...]:
+        """The values of a `memories` row without its id, in both backends' column order:
+        namespace, intent_id, intent, experience, kind, q, n_updates, last_reward,
+        created_at, updated_at, content_hash, metadata, model_id, source_task_id."""
+        return (
+            self.namespace, intent_id, self.intent, self.experience, self.kind, self.q,
+            self.n_updates, self.last_reward, self.created_at or now, self.updated_at or now,
+            self.content_hash, self.metadata, model_id, self.source_task_id,
+        )
+
+
+def refuse_other_model(namespace: str, bound: str, model_id: str) -> None:
+    """A namespace holds the vectors of one embedding model (bound on its first write)."""
+    if bound != model_id:
+        raise ModelMismatchError(
+            f"namespace {namespace!r} holds vectors of model {bound!r}, but this server "
+            f"embeds with {model_id!r}: use the same model, or another namespace"
+        )
 
 
 @dataclass(frozen=True)
@@ -200,6 +220,9 @@ class WriteTx(ReadTx, Protocol):
 
 MEMORY_SORTS = ("q", "created", "updates", "id")  # Q, created_at, n_updates, id
 OUTCOME_FILTERS = ("success", "failure", "pending")  # reward > 0, reward <= 0, not reported
+# The SQL both backends use for them (column of each sort; condition of each outcome).
+SORT_COLUMNS = {"q": "q", "created": "created_at", "updates": "n_updates", "id": "id"}
+OUTCOME_SQL = {"success": "reward > 0", "failure": "reward <= 0", "pending": "reward IS NULL"}
 
 
 @dataclass(frozen=True)
@@ -256,6 +279,15 @@ class Appearance:
     reported_at: float | None
     q_after: float | None  # Q after the outcome, for a credited memory
 
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> Appearance:
+        """From the columns task_id, created_at, query, rank, similarity, q, score,
+        injected, credited, outcome, reward, reported_at, q_after (both backends)."""
+        return cls(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8]), r[9], r[10],
+            r[11], r[12],
+        )
+
 
 @dataclass(frozen=True)
 class PoolMember:
@@ -292,6 +324,16 @@ class LedgerEntry:
     used_ids: list[int] | None
     reported_at: float | None
     pool: list[PoolMember]
+
+    @classmethod
+    def from_row(
+        cls, r: Sequence[Any], pool: list[PoolMember], used_ids: list[int] | None
+    ) -> LedgerEntry:
+        """From the task columns in field order (used_ids decoded by the backend)."""
+        return cls(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]), r[10], r[11],
+            r[12], used_ids, r[14], pool,
+        )
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..base import (
+    OUTCOME_SQL,
+    SORT_COLUMNS,
     Appearance,
     LedgerEntry,
     LedgerFilter,
@@ -42,12 +44,6 @@ from ..base import (
 )
 from .memories import COLUMNS
 
-_SORT_COLUMN = {"q": "q", "created": "created_at", "updates": "n_updates", "id": "id"}
-_OUTCOME_SQL = {
-    "success": "reward > 0",
-    "failure": "reward <= 0",
-    "pending": "reward IS NULL",
-}
 _FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _MAX_ID = 2**63 - 1
 _UPDATES_BOUND = 2**62  # beyond any n_updates; keeps a rounded cursor inside bigint
@@ -97,46 +93,6 @@ def _updates_cursor(value: float, last_id: int, descending: bool) -> tuple[int, 
     return math.floor(value), _MAX_ID  # n > 2.5  <=>  (n, id) > (2, max)
 
 
-def _appearance(r: Sequence[Any]) -> Appearance:
-    return Appearance(
-        task_id=r[0],
-        created_at=r[1],
-        query=r[2],
-        rank=r[3],
-        similarity=r[4],
-        q=r[5],
-        score=r[6],
-        injected=bool(r[7]),
-        credited=bool(r[8]),
-        outcome=r[9],
-        reward=r[10],
-        reported_at=r[11],
-        q_after=r[12],
-    )
-
-
-def _ledger_entry(r: Sequence[Any], pool: list[PoolMember]) -> LedgerEntry:
-    used = r[13]
-    return LedgerEntry(
-        task_id=r[0],
-        namespace=r[1],
-        query=r[2],
-        created_at=r[3],
-        k1=r[4],
-        k2=r[5],
-        lam=r[6],
-        delta=r[7],
-        epsilon=r[8],
-        explored=bool(r[9]),
-        selection_prob=r[10],
-        outcome=r[11],
-        reward=r[12],
-        used_ids=None if used is None else [int(m) for m in used],
-        reported_at=r[14],
-        pool=pool,
-    )
-
-
 class PostgresInspect:
     """`InspectReads` on one pooled connection, inside the read-only repeatable-read
     transaction `Storage.inspect()` opened."""
@@ -145,7 +101,7 @@ class PostgresInspect:
         self.conn = conn
 
     def memory_page(self, query: MemoryFilter) -> list[MemoryRow]:
-        column = _SORT_COLUMN[query.sort]
+        column = SORT_COLUMNS[query.sort]
         where, args = _filters(query)
         op, order = ("<", "DESC") if query.descending else (">", "ASC")
         if query.after is not None:
@@ -218,13 +174,13 @@ class PostgresInspect:
             "LIMIT %s",
             (int(memory_id), limit),
         ).fetchall()
-        return [_appearance(r) for r in rows]
+        return [Appearance.from_row(r) for r in rows]
 
     def ledger_page(self, query: LedgerFilter) -> list[LedgerEntry]:
         clauses: list[str] = ["namespace = %s"]
         args: list[Any] = [query.namespace]
         if query.outcome is not None:
-            clauses.append(_OUTCOME_SQL[query.outcome])
+            clauses.append(OUTCOME_SQL[query.outcome])
         if query.empty_pool is not None:
             exists = "EXISTS (SELECT 1 FROM task_candidates c WHERE c.task_id = t.task_id)"
             clauses.append(f"NOT {exists}" if query.empty_pool else exists)
@@ -240,7 +196,10 @@ class PostgresInspect:
             [*args, query.limit],
         ).fetchall()
         pools = self._pools([r[0] for r in rows])
-        return [_ledger_entry(r, pools.get(r[0], [])) for r in rows]
+        return [
+            LedgerEntry.from_row(r, pools.get(r[0], []), None if r[13] is None else [int(m) for m in r[13]])
+            for r in rows
+        ]
 
     def _pools(self, task_ids: Sequence[str]) -> dict[str, list[PoolMember]]:
         out: dict[str, list[PoolMember]] = {}

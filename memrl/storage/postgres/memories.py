@@ -17,8 +17,7 @@ import numpy as np
 
 from ... import calibration
 from ...config import MemoryConfig
-from ...errors import ModelMismatchError
-from ..base import MEMORY_FIELDS, MemoryRow, NewMemory
+from ..base import MEMORY_FIELDS, MemoryRow, NewMemory, refuse_other_model
 
 COLUMNS = ", ".join(MEMORY_FIELDS)
 INSERT_COLUMNS = ", ".join(MEMORY_FIELDS[1:])  # the id comes from the identity sequence
@@ -40,14 +39,6 @@ def check_model(conn: Any, namespace: str, model_id: str) -> None:
     row = namespace_row(conn, namespace)
     if row is not None:
         refuse_other_model(namespace, row[0], model_id)
-
-
-def refuse_other_model(namespace: str, bound: str, model_id: str) -> None:
-    if bound != model_id:
-        raise ModelMismatchError(
-            f"namespace {namespace!r} holds vectors of model {bound!r}, but this server "
-            f"embeds with {model_id!r}: use the same model, or another namespace"
-        )
 
 
 def namespace_row(conn: Any, namespace: str) -> tuple[str, float | None] | None:
@@ -130,22 +121,7 @@ def _insert_one(
         f"INSERT INTO memories({INSERT_COLUMNS}) VALUES "
         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) "
         "ON CONFLICT (namespace, content_hash) DO NOTHING RETURNING id",
-        (
-            m.namespace,
-            intent_id,
-            m.intent,
-            m.experience,
-            m.kind,
-            m.q,
-            m.n_updates,
-            m.last_reward,
-            m.created_at or now,
-            m.updated_at or now,
-            m.content_hash,
-            m.metadata,
-            model_id,
-            m.source_task_id,
-        ),
+        m.row(intent_id, model_id, now),
     ).fetchone()
     if row is not None:
         return int(row[0]), True

@@ -12,8 +12,7 @@ import numpy as np
 
 from ... import calibration
 from ...config import MemoryConfig
-from ...errors import ModelMismatchError
-from ..base import MEMORY_FIELDS, MemoryRow, NewMemory
+from ..base import MEMORY_FIELDS, MemoryRow, NewMemory, refuse_other_model
 from .index import VectorIndex
 
 COLUMNS = ", ".join(MEMORY_FIELDS)
@@ -36,14 +35,6 @@ def check_model(conn: Any, namespace: str, model_id: str) -> None:
     row = namespace_row(conn, namespace)
     if row is not None:
         refuse_other_model(namespace, row[0], model_id)
-
-
-def refuse_other_model(namespace: str, bound: str, model_id: str) -> None:
-    if bound != model_id:
-        raise ModelMismatchError(
-            f"namespace {namespace!r} holds vectors of model {bound!r}, but this server "
-            f"embeds with {model_id!r}: use the same model, or another namespace"
-        )
 
 
 def namespace_row(conn: Any, namespace: str) -> tuple[str, float | None] | None:
@@ -103,22 +94,7 @@ def insert(
         row = conn.execute(
             f"INSERT INTO memories({COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "RETURNING id",
-            (
-                m.namespace,
-                intent_id,
-                m.intent,
-                m.experience,
-                m.kind,
-                m.q,
-                m.n_updates,
-                m.last_reward,
-                m.created_at or now,
-                m.updated_at or now,
-                m.content_hash,
-                m.metadata,
-                model_id,
-                m.source_task_id,
-            ),
+            m.row(intent_id, model_id, now),
         ).fetchone()
         out.append((int(row[0]), True))
     for ns in namespaces:
