@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -85,13 +86,38 @@ class Entry:
 Key = tuple[str, str, str]  # (database file, database instance id, namespace)
 
 
-class CodeCache:
-    """Entries by key, least recently used first, within `max_rows` rows in all."""
+class SizedEntry(Protocol):
+    n: int  # rows held
+
+
+E = TypeVar("E", bound=SizedEntry)
+
+
+class KeyedCache(Generic[E]):
+    """Per-namespace entries of one process, under one lock, within `max_rows` rows in all
+    (the code cache here, the float cache in floats.py)."""
 
     def __init__(self, max_rows: int) -> None:
         self.max_rows = max_rows
         self.lock = threading.Lock()
-        self._entries: OrderedDict[Key, Entry] = OrderedDict()
+        self._entries: OrderedDict[Key, E] = OrderedDict()
+
+    def drop(self, key: Key) -> None:
+        with self.lock:
+            self._entries.pop(key, None)
+
+    def sizes(self) -> dict[str, int]:
+        """Rows cached per namespace (for tests and diagnostics)."""
+        with self.lock:
+            return {key[2]: e.n for key, e in self._entries.items()}
+
+    def clear(self) -> None:
+        with self.lock:
+            self._entries.clear()
+
+
+class CodeCache(KeyedCache[Entry]):
+    """Entries by key, least recently used first, within `max_rows` rows in all."""
 
     def lookup(self, key: Key, deletes: int) -> tuple[Entry | None, Rows | None, int]:
         """(entry, its view, its newest seq) if cached and no delete happened since."""
@@ -127,19 +153,6 @@ class CodeCache:
         with self.lock:
             entry = self._entries.get(key)
             return None if entry is None or entry.deletes != deletes else entry.n
-
-    def drop(self, key: Key) -> None:
-        with self.lock:
-            self._entries.pop(key, None)
-
-    def sizes(self) -> dict[str, int]:
-        """Rows cached per namespace (for tests and diagnostics)."""
-        with self.lock:
-            return {key[2]: e.n for key, e in self._entries.items()}
-
-    def clear(self) -> None:
-        with self.lock:
-            self._entries.clear()
 
     def _evict(self) -> None:
         total = sum(e.n for e in self._entries.values())

@@ -14,11 +14,11 @@ are searched by the code index instead of reloading each other's vectors on ever
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+from .codes import Key, KeyedCache
 from .kernels import matvec, rank_exact
 
 
@@ -144,16 +144,10 @@ class FloatEntry:
         return self._rows.prefix(self.n)
 
 
-Key = tuple[str, str, str]  # (database file, database instance id, namespace)
 
 
-class FloatCache:
+class FloatCache(KeyedCache[FloatEntry]):
     """Entries by key within `max_rows` rows (of allocated capacity) in all."""
-
-    def __init__(self, max_rows: int) -> None:
-        self.max_rows = max_rows
-        self.lock = threading.Lock()
-        self._entries: dict[Key, FloatEntry] = {}
 
     def lookup(self, key: Key, deletes: int) -> tuple[FloatEntry | None, FloatRows | None, int]:
         """(entry, its view, its newest seq) if cached and no delete happened since."""
@@ -196,16 +190,3 @@ class FloatCache:
                 return None
             entry.append(part, limit)
             return entry.view()
-
-    def drop(self, key: Key) -> None:
-        with self.lock:
-            self._entries.pop(key, None)
-
-    def sizes(self) -> dict[str, int]:
-        """Rows cached per namespace (for tests and diagnostics)."""
-        with self.lock:
-            return {key[2]: e.n for key, e in self._entries.items()}
-
-    def clear(self) -> None:
-        with self.lock:
-            self._entries.clear()
