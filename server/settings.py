@@ -62,6 +62,13 @@ def memory_config(args: argparse.Namespace) -> MemoryConfig:
     return MemoryConfig(learning=not getattr(args, "no_learning", False), **overrides)
 
 
+def model_source(flag: str | None, environ: Mapping[str, str]) -> tuple[Path | None, bool]:
+    """The embedding model's directory (--model-dir, else MEMRL_MODEL_DIR; None: the
+    packaged model) and whether fastembed may download one (MEMRL_ALLOW_DOWNLOAD=1)."""
+    chosen = flag or environ.get("MEMRL_MODEL_DIR")
+    return (Path(chosen).expanduser() if chosen else None), environ.get("MEMRL_ALLOW_DOWNLOAD") == "1"
+
+
 def settings_from(
     args: argparse.Namespace,
     environ: Mapping[str, str],
@@ -70,7 +77,7 @@ def settings_from(
     """Flags first, then the environment, then defaults. `namespace_of_cwd` is called only
     when neither names a namespace (it runs git)."""
     db = getattr(args, "db", None) or environ.get("MEMRL_DB")
-    model_dir = getattr(args, "model_dir", None) or environ.get("MEMRL_MODEL_DIR")
+    model_dir, allow_download = model_source(getattr(args, "model_dir", None), environ)
     namespace = getattr(args, "namespace", None) or environ.get("MEMRL_NAMESPACE")
     token = getattr(args, "token", None) or environ.get("MEMRL_HTTP_TOKEN")
     token_file = getattr(args, "token_file", None) or environ.get("MEMRL_TOKEN_FILE")
@@ -78,8 +85,8 @@ def settings_from(
         db_path=db_target(db),
         namespace=namespace or namespace_of_cwd(),
         memory=memory_config(args),
-        model_dir=Path(model_dir).expanduser() if model_dir else None,
-        allow_download=environ.get("MEMRL_ALLOW_DOWNLOAD") == "1",
+        model_dir=model_dir,
+        allow_download=allow_download,
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 8765),
         token=token or None,

@@ -37,11 +37,10 @@ def open_hook_memory(db: Path | str | None) -> tuple[Memory, Path | str]:
     (MEMRL_MODEL_DIR and MEMRL_ALLOW_DOWNLOAD read as the CLI reads them)."""
     from memrl import default_db_path, load_embedder, open_memory
 
-    model_dir = os.environ.get("MEMRL_MODEL_DIR")
-    embedder = load_embedder(
-        Path(model_dir).expanduser() if model_dir else None,
-        allow_download=os.environ.get("MEMRL_ALLOW_DOWNLOAD") == "1",
-    )
+    from ..settings import model_source
+
+    model_dir, allow_download = model_source(None, os.environ)
+    embedder = load_embedder(model_dir, allow_download=allow_download)
     path = db or default_db_path()
     return open_memory(path, embedder=embedder), path
 
