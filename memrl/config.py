@@ -6,9 +6,11 @@ import math
 from dataclasses import dataclass, fields
 
 from .errors import InvalidInputError
+from .learning import LearningRule
 
 # The namespace of a memory that names none.
 DEFAULT_NAMESPACE = "default"
+EXPLORE_MODES = ("none", "ucb", "thompson")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,13 @@ class MemoryConfig:
     calibration_min: int = 20  # memories needed before delta is calibrated
     calibration_quantile: float = 0.8  # top-20% of pairwise intent similarity
     epsilon: float = 0.0  # epsilon-greedy exploration in phase B
+    # Directed exploration in phase B from each memory's uncertainty (retrieval.py):
+    # "none" (the paper's rule), "ucb" (Q + weight * q_sd) or "thompson" (Q + weight *
+    # q_sd * N(0, 1), a draw per recall).
+    explore: str = "none"
+    explore_weight: float = 1.0
+    alpha_recent: float = 0.7  # rate of the fast EMA that detects a change (learning.py)
+    change_threshold: float | None = None  # None: no change detection
     success_reward: float = 1.0
     failure_reward: float = -1.0
     learning: bool = True  # False records outcomes without touching Q (a RAG baseline)
@@ -37,6 +46,13 @@ class MemoryConfig:
     max_intent_chars: int = 4_000
     max_experience_chars: int = 20_000
     max_metadata_chars: int = 10_000
+
+    @property
+    def rule(self) -> LearningRule | None:
+        """The learning rule outcomes apply (None: learning off, Q never moves)."""
+        if not self.learning:
+            return None
+        return LearningRule(self.alpha, self.alpha_recent, self.change_threshold)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -52,6 +68,17 @@ class MemoryConfig:
         if self.delta is not None:
             _check(-1.0 <= self.delta <= 1.0, f"delta must be in [-1, 1], got {self.delta}")
         _check(0.0 <= self.epsilon <= 1.0, f"epsilon must be in [0, 1], got {self.epsilon}")
+        _check(
+            self.explore in EXPLORE_MODES,
+            f"explore must be one of {', '.join(EXPLORE_MODES)}, got {self.explore!r}",
+        )
+        _check(0.0 <= self.explore_weight <= 10.0,
+               f"explore_weight must be in [0, 10], got {self.explore_weight}")
+        _check(0.0 < self.alpha_recent <= 1.0,
+               f"alpha_recent must be in (0, 1], got {self.alpha_recent}")
+        if self.change_threshold is not None:
+            _check(0.0 < self.change_threshold <= 2.0,
+                   f"change_threshold must be in (0, 2], got {self.change_threshold}")
         for name in ("success_reward", "failure_reward"):
             r = getattr(self, name)
             _check(-1.0 <= r <= 1.0, f"{name} must be in [-1, 1], got {r}")
@@ -63,6 +90,8 @@ def _check_type(name: str, declared: str, value: object) -> None:
         return
     if declared == "bool":
         ok, wanted = isinstance(value, bool), "true or false"
+    elif declared == "str":
+        ok, wanted = isinstance(value, str), "a string"
     elif declared == "int":
         ok, wanted = isinstance(value, int) and not isinstance(value, bool), "an integer"
     else:

@@ -51,6 +51,16 @@ class Recalled:
     score: float
     injected: bool
     intent_id: int = 0
+    successes: float = 0.0  # credited evidence (learning.py)
+    failures: float = 0.0
+    q_sd: float = 0.0  # posterior standard deviation of the utility
+
+
+def _recalled(s: retrieval.Scored, m: MemoryRow) -> Recalled:
+    return Recalled(
+        s.memory_id, m.kind, m.intent, m.experience, s.q, s.similarity, s.score, s.injected,
+        m.intent_id, m.successes, m.failures, m.q_sd,
+    )
 
 
 @dataclass(frozen=True)
@@ -205,11 +215,16 @@ class Memory:
         similarity = dict(intents)
         pool = {row.id: PoolRow(row, similarity[row.intent_id]) for row in rows}
         selection = retrieval.select(
-            [Candidate(p.memory.id, p.similarity, p.memory.q) for p in pool.values()],
+            [
+                Candidate(p.memory.id, p.similarity, p.memory.q, p.memory.q_sd)
+                for p in pool.values()
+            ],
             params.lam,
             params.k2,
             params.epsilon,
             self._rng,
+            params.explore,
+            params.explore_weight,
         )
         if not dry_run:
             task_id = task_id or new_task_id()
@@ -224,14 +239,7 @@ class Memory:
                         ],
                     )
                 )
-        ranked = [
-            Recalled(
-                s.memory_id, pool[s.memory_id].memory.kind, pool[s.memory_id].memory.intent,
-                pool[s.memory_id].memory.experience, s.q, s.similarity, s.score, s.injected,
-                pool[s.memory_id].memory.intent_id,
-            )
-            for s in selection.ranked
-        ]
+        ranked = [_recalled(s, pool[s.memory_id].memory) for s in selection.ranked]
         return RecallResult(
             task_id=None if dry_run else task_id,
             namespace=namespace,
@@ -273,8 +281,7 @@ class Memory:
             if task.reward is not None:
                 return OutcomeResult(task_id, False, float(task.reward), tx.q_of(task.credited))
             credit = self._credit(task, used)
-            alpha = self.config.alpha if self.config.learning else None
-            done = tx.apply_outcome(task_id, outcome, r, used, credit, alpha)
+            done = tx.apply_outcome(task_id, outcome, r, used, credit, self.config.rule)
             reflection_id = None
             if lesson is not None:
                 [(reflection_id, _)] = tx.insert_memories([lesson], self.config)

@@ -33,6 +33,14 @@ or the std is below `STD_EPS`). The top k2 by score are injected; ties go to the
 then to the newer memory. With probability epsilon a uniformly random k2-subset is
 injected instead, and the probability of the injected set under this policy is recorded
 for off-policy replay.
+
+**Directed exploration (optional).** The paper explores blindly (epsilon). With `explore`
+set, phase B ranks by a utility u_i in place of Q_i, built from each memory's posterior
+standard deviation q_sd (learning.py): "ucb" u = Q + w q_sd (optimism: a memory with
+little evidence is tried before one known to be mediocre); "thompson" u = Q + w q_sd N(0,1)
+(a draw per memory per recall: the less evidence, the wider the draw). Thompson's
+selection probability has no closed form: it is estimated from THOMPSON_DRAWS further draws
+(the chosen set's share, counting the draw that chose it) and recorded like epsilon's.
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ Z_CLIP = 3.0
 STD_EPS = 1e-5
 # Memories per intent in the pool (see the module docstring).
 PER_INTENT = 10
+# Draws that estimate the probability of a Thompson-sampled set (see the module docstring).
+THOMPSON_DRAWS = 200
 
 
 def intent_key(text: str) -> str:
@@ -68,6 +78,8 @@ class RecallParams:
     delta: float | None  # None: calibrated per namespace
     epsilon: float
     per_intent: int = PER_INTENT
+    explore: str = "none"
+    explore_weight: float = 1.0
 
     @classmethod
     def of(
@@ -87,7 +99,10 @@ class RecallParams:
             k1 = max(k, k1 if k1 is not None else config.k1)
         overrides: dict[str, Any] = {"k1": k1, "k2": k2, "lam": lam, "delta": delta, "epsilon": epsilon}
         merged = replace(config, **{n: v for n, v in overrides.items() if v is not None})
-        return cls(merged.k1, merged.k2, merged.lam, merged.delta, merged.epsilon)
+        return cls(
+            merged.k1, merged.k2, merged.lam, merged.delta, merged.epsilon,
+            explore=merged.explore, explore_weight=merged.explore_weight,
+        )
 
 
 def gate(explicit: float | None, calibrated: float | None, config: MemoryConfig) -> float:
@@ -114,6 +129,7 @@ class Candidate:
     memory_id: int
     similarity: float
     q: float
+    q_sd: float = 0.0  # posterior standard deviation (learning.py); 0: no exploration bonus
 
 
 @dataclass(frozen=True)
@@ -147,10 +163,30 @@ def zscores(values: Sequence[float]) -> list[float]:
     return [(v - mean) / std for v in values]
 
 
-def scores(pool: Sequence[Candidate], lam: float) -> list[float]:
+def scores(pool: Sequence[Candidate], lam: float, utility: Sequence[float] | None = None) -> list[float]:
+    """Phase-B scores; `utility` (default: each Q) is what z(Q) is taken of."""
     z_sim = zscores([c.similarity for c in pool])
-    z_q = [max(-Z_CLIP, min(Z_CLIP, z)) for z in zscores([c.q for c in pool])]
+    values = [c.q for c in pool] if utility is None else utility
+    z_q = [max(-Z_CLIP, min(Z_CLIP, z)) for z in zscores(values)]
     return [(1.0 - lam) * s + lam * q for s, q in zip(z_sim, z_q)]
+
+
+def utilities(
+    pool: Sequence[Candidate], explore: str, weight: float, rng: random.Random
+) -> list[float]:
+    """The utility phase B ranks by (see the module docstring)."""
+    if explore == "ucb":
+        return [c.q + weight * c.q_sd for c in pool]
+    if explore == "thompson":
+        return [c.q + weight * c.q_sd * rng.gauss(0.0, 1.0) for c in pool]
+    return [c.q for c in pool]
+
+
+def _order(pool: Sequence[Candidate], pool_scores: Sequence[float]) -> list[int]:
+    """Pool indexes, best score first; ties to the higher Q, then the newer memory."""
+    return sorted(
+        range(len(pool)), key=lambda i: (-pool_scores[i], -pool[i].q, -pool[i].memory_id)
+    )
 
 
 def select(
@@ -159,22 +195,39 @@ def select(
     k2: int,
     epsilon: float = 0.0,
     rng: random.Random | None = None,
+    explore: str = "none",
+    explore_weight: float = 1.0,
 ) -> Selection:
-    """Rank the pool and choose the injected set (greedy, or random with probability epsilon)."""
-    pool_scores = scores(pool, lam)
-    order = sorted(
-        range(len(pool)), key=lambda i: (-pool_scores[i], -pool[i].q, -pool[i].memory_id)
-    )
+    """Rank the pool and choose the injected set (greedy on the utility, or random with
+    probability epsilon)."""
+    rng = rng or random.Random()
+    pool_scores = scores(pool, lam, utilities(pool, explore, explore_weight, rng))
+    order = _order(pool, pool_scores)
     greedy = set(order[:k2])
     chosen, explored = greedy, False
     n_sets = math.comb(len(pool), min(k2, len(pool))) if pool else 1
     if epsilon > 0.0 and n_sets > 1:
-        rng = rng or random.Random()
         if rng.random() < epsilon:
             chosen, explored = set(rng.sample(range(len(pool)), k2)), True
-    prob = epsilon / n_sets + ((1.0 - epsilon) if chosen == greedy else 0.0)
+    p_greedy = 1.0
+    if explore == "thompson" and n_sets > 1 and explore_weight > 0.0:
+        p_greedy = _thompson_prob(pool, lam, k2, explore_weight, greedy, rng)
+    prob = epsilon / n_sets + ((1.0 - epsilon) * p_greedy if chosen == greedy else 0.0)
     ranked = [
         Scored(pool[i].memory_id, pool[i].similarity, pool[i].q, pool_scores[i], i in chosen)
         for i in order
     ]
     return Selection(ranked=ranked, explored=explored, selection_prob=prob if pool else 1.0)
+
+
+def _thompson_prob(
+    pool: Sequence[Candidate], lam: float, k2: int, weight: float, chosen: set[int],
+    rng: random.Random,
+) -> float:
+    """The share of THOMPSON_DRAWS further draws that choose the same set, counting the
+    draw that chose it (never 0)."""
+    same = 1
+    for _ in range(THOMPSON_DRAWS):
+        drawn = scores(pool, lam, utilities(pool, "thompson", weight, rng))
+        same += set(_order(pool, drawn)[:k2]) == chosen
+    return same / (THOMPSON_DRAWS + 1)

@@ -32,6 +32,9 @@ EXPORT_FIELDS = (
     "metadata",
     "model_id",
     "source_task_id",
+    "successes",
+    "failures",
+    "q_recent",
 )
 
 
@@ -67,7 +70,10 @@ def _number(record: dict[str, Any], key: str, lo: float, hi: float, default: flo
     return value
 
 
-LEARNED_FIELDS = ("q", "n_updates", "last_reward", "created_at", "updated_at")
+LEARNED_FIELDS = (
+    "q", "n_updates", "last_reward", "created_at", "updated_at", "successes", "failures",
+    "q_recent",
+)
 
 
 def _parse(line: str, memory: Memory, namespace: str | None) -> tuple[Experience, dict[str, Any]]:
@@ -93,6 +99,10 @@ def _parse(line: str, memory: Memory, namespace: str | None) -> tuple[Experience
         "last_reward": _number(record, "last_reward", -1.0, 1.0, None),
         "created_at": _number(record, "created_at", 0, 1e11, None),
         "updated_at": _number(record, "updated_at", 0, 1e11, None),
+        # evidence (learning.py); an export from before it has none: Q is kept, no count
+        "successes": float(_number(record, "successes", 0, 1e15, 0)),
+        "failures": float(_number(record, "failures", 0, 1e15, 0)),
+        "q_recent": _number(record, "q_recent", -1.0, 1.0, None),
     }
     return experience, learned
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from memrl.config import EXPLORE_MODES
 from memrl.storage import explain
 from memrl.validation import shown
 
@@ -92,10 +93,29 @@ def _retrieval(p: argparse.ArgumentParser) -> None:
         "--delta", type=float, help="similarity gate (default: calibrated per namespace)"
     )
     p.add_argument("--epsilon", type=float, help="epsilon-greedy exploration (default 0)")
+    p.add_argument(
+        "--explore",
+        choices=EXPLORE_MODES,
+        help="directed exploration from each memory's uncertainty: ucb (Q + w * q_sd) or "
+        "thompson (a draw of Q + w * q_sd * N(0,1)) (default: none)",
+    )
+    p.add_argument(
+        "--explore-weight", type=float, dest="explore_weight", metavar="W",
+        help="w of --explore (default 1)",
+    )
 
 
 def _learning(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, help="learning rate of Q (default 0.3)")
+    p.add_argument(
+        "--change-threshold", type=float, dest="change_threshold", metavar="T",
+        help="change detection: when the last outcomes (a fast average) differ from a "
+        "memory's record by more than T, Q restarts from them (default: off; 1.2 suggested)",
+    )
+    p.add_argument(
+        "--alpha-recent", type=float, dest="alpha_recent", metavar="RATE",
+        help="rate of the fast average that change detection compares (default 0.7)",
+    )
     p.add_argument(
         "--no-learning",
         action="store_true",

@@ -22,6 +22,12 @@ class RecalledMemory(BaseModel):
     )
     similarity: float = Field(description="Cosine similarity of its intent to this task")
     score: float = Field(description="Phase-B score mixing z(similarity) and z(q)")
+    q_sd: float = Field(
+        description="Uncertainty of q (posterior standard deviation): large when the memory "
+        "has little evidence, small when many outcomes agree"
+    )
+    successes: float = Field(description="Credited outcomes that were successes")
+    failures: float = Field(description="Credited outcomes that were failures")
 
 
 class RecallOutput(BaseModel):
@@ -50,6 +56,9 @@ class RecallOutput(BaseModel):
                     q=r.q,
                     similarity=r.similarity,
                     score=r.score,
+                    q_sd=round(r.q_sd, 4),
+                    successes=r.successes,
+                    failures=r.failures,
                 )
                 for r in result.injected
             ],
@@ -96,6 +105,9 @@ class NamespaceStats(BaseModel):
     memories: int
     intents: int = Field(description="Distinct intents the memories are filed under")
     mean_q: float | None
+    tested_memories: int = Field(
+        description="Memories with at least one credited outcome (the others: q_sd 0.577)"
+    )
     failure_memories: int
     tasks: int
     tasks_reported: int
@@ -117,3 +129,7 @@ class MemoryDetail(BaseModel):
     metadata: dict[str, object]
     model_id: str
     source_task_id: str | None
+    successes: float = Field(description="Credited outcomes that were successes")
+    failures: float = Field(description="Credited outcomes that were failures")
+    q_sd: float = Field(description="Uncertainty of q (posterior standard deviation)")
+    q_recent: float = Field(description="Fast-moving average of the last outcomes")

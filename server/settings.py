@@ -24,7 +24,10 @@ from memrl import InvalidInputError, MemoryConfig, db_target
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-CONFIG_FLAGS = ("alpha", "lam", "q_init", "k1", "k2", "delta", "epsilon")
+CONFIG_FLAGS = (
+    "alpha", "lam", "q_init", "k1", "k2", "delta", "epsilon", "explore", "explore_weight",
+    "alpha_recent", "change_threshold",
+)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from backends import Backend, admin, postgres_dsn, query
 from fake_embedder import FakeEmbedder
 
 from memrl import DatabaseError, Memory, MemoryConfig, open_storage
+from memrl.learning import LearningRule
 from memrl.storage.postgres.migrations import MIGRATIONS
 
 
@@ -47,7 +48,7 @@ def test_a_q_update_records_q_after_and_the_search_settings_are_set(pg: Backend)
         task = memory.recall("deploy").task_id
         assert task is not None
         with memory.storage.write() as tx:
-            tx.apply_outcome(task, "success", 1.0, None, [mid], 0.3)
+            tx.apply_outcome(task, "success", 1.0, None, [mid], LearningRule(0.3))
             hot = tx.conn.execute(  # type: ignore[attr-defined]
                 "SELECT pg_stat_get_xact_tuples_hot_updated('memories'::regclass), "
                 "pg_stat_get_xact_tuples_updated('memories'::regclass)"

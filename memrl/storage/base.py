@@ -32,6 +32,7 @@ import numpy as np
 
 from ..config import MemoryConfig
 from ..errors import ModelMismatchError
+from ..learning import LearningRule, posterior_sd
 
 MEMORY_FIELDS = (
     "id",
@@ -49,6 +50,9 @@ MEMORY_FIELDS = (
     "metadata",
     "model_id",
     "source_task_id",
+    "successes",
+    "failures",
+    "q_recent",
 )
 
 
@@ -69,6 +73,14 @@ class MemoryRow:
     metadata: dict[str, Any]
     model_id: str
     source_task_id: str | None
+    successes: float = 0.0  # credited outcomes, reward r counting (1 + r) / 2 ...
+    failures: float = 0.0  # ... and (1 - r) / 2 (learning.py)
+    q_recent: float = 0.0  # the fast EMA of the same rewards (change detection)
+
+    @property
+    def q_sd(self) -> float:
+        """The posterior standard deviation of the memory's utility (learning.py)."""
+        return posterior_sd(self.successes, self.failures)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> MemoryRow:
@@ -94,15 +106,18 @@ class NewMemory:
     last_reward: float | None = None
     created_at: float | None = None
     updated_at: float | None = None
+    successes: float = 0.0
+    failures: float = 0.0
+    q_recent: float | None = None  # None: starts at q
 
     def row(self, intent_id: int, model_id: str, now: float) -> tuple[Any, ...]:
-        """The values of a `memories` row without its id, in both backends' column order:
-        namespace, intent_id, intent, experience, kind, q, n_updates, last_reward,
-        created_at, updated_at, content_hash, metadata, model_id, source_task_id."""
+        """The values of a `memories` row without its id, in both backends' column order
+        (MEMORY_FIELDS without the id)."""
         return (
             self.namespace, intent_id, self.intent, self.experience, self.kind, self.q,
             self.n_updates, self.last_reward, self.created_at or now, self.updated_at or now,
             self.content_hash, self.metadata, model_id, self.source_task_id,
+            self.successes, self.failures, self.q if self.q_recent is None else self.q_recent,
         )
 
 
@@ -209,9 +224,10 @@ class WriteTx(ReadTx, Protocol):
         reward: float,
         used_ids: list[int] | None,
         credit: Sequence[int],
-        alpha: float | None,
+        rule: LearningRule | None,
     ) -> Outcome:
-        """Record the outcome, mark `credit`, and (alpha given) move their Q."""
+        """Record the outcome, mark `credit`, and (a rule given) update their Q, evidence
+        counts and recent Q by `rule` (learning.py), in one statement."""
 
     def delete_memories(self, memory_ids: Sequence[int]) -> int: ...
 

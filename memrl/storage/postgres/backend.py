@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ...config import MemoryConfig
+from ...learning import LearningRule
 from ...errors import DatabaseError, InvalidInputError, ModelMismatchError
 from ...paths import redact_url
 from ..base import MemoryRow, NewMemory, NewTask, Outcome, TaskRow
@@ -52,6 +53,7 @@ _STATS_KEYS = (
     "memories",
     "intents",
     "mean_q",
+    "tested_memories",
     "failure_memories",
     "tasks",
     "tasks_reported",
@@ -128,6 +130,8 @@ class PostgresTx:
               (SELECT count(*) FROM intents i WHERE i.namespace = n.namespace),
               (SELECT avg(q) FROM memories m WHERE m.namespace = n.namespace),
               (SELECT count(*) FROM memories m
+                 WHERE m.namespace = n.namespace AND successes + failures >= 1),
+              (SELECT count(*) FROM memories m
                  WHERE m.namespace = n.namespace AND kind = 'failure'),
               (SELECT count(*) FROM tasks t WHERE t.namespace = n.namespace),
               (SELECT count(*) FROM tasks t
@@ -162,9 +166,9 @@ class PostgresTx:
         reward: float,
         used_ids: list[int] | None,
         credit: Sequence[int],
-        alpha: float | None,
+        rule: LearningRule | None,
     ) -> Outcome:
-        return ledger.apply_outcome(self.conn, task_id, outcome, reward, used_ids, credit, alpha)
+        return ledger.apply_outcome(self.conn, task_id, outcome, reward, used_ids, credit, rule)
 
     def delete_memories(self, memory_ids: Sequence[int]) -> int:
         return memories.delete(self.conn, memory_ids)

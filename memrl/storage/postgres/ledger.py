@@ -18,7 +18,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ... import learning
 from ...errors import InvalidInputError
+from ...learning import LearningRule
 from ..base import NewTask, Outcome, TaskRow
 
 
@@ -92,10 +94,10 @@ def apply_outcome(
     reward: float,
     used_ids: list[int] | None,
     credit: Sequence[int],
-    alpha: float | None,
+    rule: LearningRule | None,
 ) -> Outcome:
-    """Record the outcome of an unreported task, mark `credit`, and with `alpha` move their
-    Q as one statement. Inside the caller's write transaction."""
+    """Record the outcome of an unreported task, mark `credit`, and with a `rule` update
+    them as one statement. Inside the caller's write transaction."""
     now = time.time()
     credit = sorted(set(int(c) for c in credit))
     updated = conn.execute(
@@ -105,21 +107,22 @@ def apply_outcome(
     ).fetchone()
     if updated is None:
         raise InvalidInputError(f"task {task_id!r} already has an outcome")
-    if alpha is not None and credit:
+    if rule is not None and credit:
         # One statement moves Q and marks the pool with the Q it left (q_after; NULL for a
         # memory forgotten since the recall). Rows locked in id order: two outcomes
         # crediting overlapping memories in different orders would otherwise deadlock. The
         # sub-statements share one snapshot, so the mark takes the new Q from `moved`.
         rows = conn.execute(
-            "WITH target AS (SELECT id FROM memories WHERE id = ANY(%s) ORDER BY id FOR UPDATE), "
-            "moved AS (UPDATE memories m SET q = m.q + %s * (%s - m.q), "
-            "n_updates = m.n_updates + 1, last_reward = %s, updated_at = %s FROM target "
-            "WHERE m.id = target.id RETURNING m.id, m.q), "
+            "WITH target AS (SELECT id FROM memories WHERE id = ANY(%(credit)s) ORDER BY id "
+            "FOR UPDATE), "
+            f"moved AS (UPDATE memories m SET {learning.set_clause(lambda n: f'%({n})s')}, "
+            "n_updates = m.n_updates + 1, last_reward = %(r)s, updated_at = %(now)s "
+            "FROM target WHERE m.id = target.id RETURNING m.id, m.q), "
             "marked AS (UPDATE task_candidates c SET credited = true, "
             "q_after = (SELECT moved.q FROM moved WHERE moved.id = c.memory_id) "
-            "WHERE c.task_id = %s AND c.memory_id = ANY(%s)) "
+            "WHERE c.task_id = %(task)s AND c.memory_id = ANY(%(credit)s)) "
             "SELECT id, q FROM moved",
-            (credit, alpha, reward, reward, now, task_id, credit),
+            {**rule.params(reward), "credit": credit, "now": now, "task": task_id},
         ).fetchall()
         new_q = {int(r[0]): float(r[1]) for r in rows}
     elif credit:  # learning off: marked with the Q they keep

@@ -119,7 +119,7 @@ def _insert_one(
     intent_id = _intent(conn, m, vector, now)
     row = conn.execute(
         f"INSERT INTO memories({INSERT_COLUMNS}) VALUES "
-        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) "
+        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s) "
         "ON CONFLICT (namespace, content_hash) DO NOTHING RETURNING id",
         m.row(intent_id, model_id, now),
     ).fetchone()

@@ -168,7 +168,19 @@ def m002_inspection(conn: Any, dim: int) -> None:
     conn.execute("DROP INDEX tasks_namespace")
 
 
-MIGRATIONS: list[Callable[[Any, int], None]] = [m001_initial, m002_inspection]
+def m003_evidence(conn: Any, dim: int) -> None:
+    """The evidence next to Q (SQLite's m005): credited successes and failures, and the
+    fast EMA of change detection; earlier memories start with no evidence and q_recent = q.
+    """
+    conn.execute(
+        "ALTER TABLE memories ADD COLUMN successes double precision NOT NULL DEFAULT 0, "
+        "ADD COLUMN failures double precision NOT NULL DEFAULT 0, "
+        "ADD COLUMN q_recent double precision NOT NULL DEFAULT 0"
+    )
+    conn.execute("UPDATE memories SET q_recent = q")
+
+
+MIGRATIONS: list[Callable[[Any, int], None]] = [m001_initial, m002_inspection, m003_evidence]
 
 
 def _applied(conn: Any) -> int:

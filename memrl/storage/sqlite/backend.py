@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ...config import MemoryConfig
+from ...learning import LearningRule
 from ...errors import InvalidInputError, ModelMismatchError
 from ..base import MemoryRow, NewMemory, NewTask, Outcome, TaskRow
 from . import ledger, memories
@@ -34,6 +35,7 @@ _STATS_KEYS = (
     "memories",
     "intents",
     "mean_q",
+    "tested_memories",
     "failure_memories",
     "tasks",
     "tasks_reported",
@@ -96,6 +98,8 @@ class SqliteTx:
               (SELECT count(*) FROM memories m WHERE m.namespace = n.namespace),
               (SELECT count(*) FROM intents i WHERE i.namespace = n.namespace),
               (SELECT avg(q) FROM memories m WHERE m.namespace = n.namespace),
+              (SELECT count(*) FROM memories m
+                 WHERE m.namespace = n.namespace AND successes + failures >= 1),
               (SELECT count(*) FROM memories m WHERE m.namespace = n.namespace AND kind = 'failure'),
               (SELECT count(*) FROM tasks t WHERE t.namespace = n.namespace),
               (SELECT count(*) FROM tasks t WHERE t.namespace = n.namespace AND reward IS NOT NULL),
@@ -124,9 +128,9 @@ class SqliteTx:
         reward: float,
         used_ids: list[int] | None,
         credit: Sequence[int],
-        alpha: float | None,
+        rule: LearningRule | None,
     ) -> Outcome:
-        return ledger.apply_outcome(self.conn, task_id, outcome, reward, used_ids, credit, alpha)
+        return ledger.apply_outcome(self.conn, task_id, outcome, reward, used_ids, credit, rule)
 
     def delete_memories(self, memory_ids: Sequence[int]) -> int:
         return memories.delete(self.conn, self._s.index, memory_ids)

@@ -11,7 +11,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ... import learning
 from ...errors import InvalidInputError
+from ...learning import LearningRule
 from ..base import NewTask, Outcome, TaskRow
 from .memories import q_of
 
@@ -79,10 +81,10 @@ def apply_outcome(
     reward: float,
     used_ids: list[int] | None,
     credit: Sequence[int],
-    alpha: float | None,
+    rule: LearningRule | None,
 ) -> Outcome:
-    """Record the outcome of an unreported task, mark `credit`, and with `alpha` move their
-    Q as one statement (no read-modify-write). Inside the caller's write transaction."""
+    """Record the outcome of an unreported task, mark `credit`, and with a `rule` update
+    them as one statement (no read-modify-write). Inside the caller's write transaction."""
     # The clock is read under the write lock, so reported_at orders the ledger the way the
     # Q updates were applied, also across processes (replayable history).
     now = time.time()
@@ -95,12 +97,14 @@ def apply_outcome(
     ).fetchone()
     if updated is None:
         raise InvalidInputError(f"task {task_id!r} already has an outcome")
-    if alpha is not None and credit:
+    if rule is not None and credit:
+        named = {f"m{i}": m for i, m in enumerate(credit)}
         rows = conn.execute(
-            "UPDATE memories SET q = q + ? * (? - q), n_updates = n_updates + 1, "
-            "last_reward = ?, updated_at = ? WHERE id IN (SELECT memory_id FROM "
-            f"task_candidates WHERE task_id = ? AND memory_id IN ({marks})) RETURNING id, q",
-            (alpha, reward, reward, now, task_id, *credit),
+            f"UPDATE memories SET {learning.set_clause(lambda n: ':' + n)}, "
+            "n_updates = n_updates + 1, last_reward = :r, updated_at = :now WHERE id IN "
+            "(SELECT memory_id FROM task_candidates WHERE task_id = :task AND memory_id IN "
+            f"({','.join(':' + k for k in named)})) RETURNING id, q",
+            {**rule.params(reward), "now": now, "task": task_id, **named},
         ).fetchall()
         new_q = {int(r[0]): float(r[1]) for r in rows}
     else:

@@ -92,7 +92,7 @@ def insert(
             continue
         intent_id = _intent(conn, index, m, vector, now)
         row = conn.execute(
-            f"INSERT INTO memories({COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO memories({COLUMNS}) VALUES (NULL{', ?' * (len(MEMORY_FIELDS) - 1)}) "
             "RETURNING id",
             m.row(intent_id, model_id, now),
         ).fetchone()

@@ -287,11 +287,22 @@ def m004_inspection(conn: Any, dim: int) -> None:
     conn.execute("CREATE INDEX memories_by_created ON memories(namespace, created_at)")
 
 
+def m005_evidence(conn: Any, dim: int) -> None:
+    """The evidence next to Q (learning.py): credited successes and failures, and the fast
+    EMA of change detection. Memories learned before it start with no evidence counted and
+    q_recent = q (their record is unknown, their Q is kept)."""
+    conn.execute("ALTER TABLE memories ADD COLUMN successes REAL NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE memories ADD COLUMN failures REAL NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE memories ADD COLUMN q_recent REAL NOT NULL DEFAULT 0")
+    conn.execute("UPDATE memories SET q_recent = q")
+
+
 MIGRATIONS: list[Callable[[Any, int], None]] = [
     m001_initial,
     m002_code_snapshots,
     m003_intents,
     m004_inspection,
+    m005_evidence,
 ]
 
 
