@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-METRICS = ("last", "csr", "forgetting", "transfer_sr")
+METRICS = ("last", "csr", "forgetting", "transfer_sr", "fp_injection", "recover")
 LATE_METRICS = (("last", ("last",)), ("csr", ("csr",)),
                 ("reach_injected", ("reachability", "injected")),
                 ("reach_reused", ("reachability", "reused")),

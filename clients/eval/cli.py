@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import aggregate, late, report
+from . import aggregate, drift, late, report
 from .common import Agent
 from .harness import ALL_POLICIES, POLICIES
 from .humaneval import HumanEvalChecker
@@ -33,6 +33,7 @@ from .suites import (
     SCENARIOS,
     Size,
     Suite,
+    drift_suite,
     humaneval_suite,
     late_suite,
     textworld_suite,
@@ -53,7 +54,7 @@ def _numbers(text: str, kind: type, what: str) -> list[Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="memrl-eval", description=__doc__.split("\n")[0])
     p.add_argument("--env", choices=(*ENVS, *SCENARIOS, "all"), default="all",
-                   help="an environment, the late-discovery scenario, or all (default)")
+                   help="an environment, a scenario (late discovery, drift), or all (default)")
     p.add_argument("--agent", choices=("scripted", "anthropic", "openai"), default="scripted")
     p.add_argument("--model", help="LLM model name (LLM agents)")
     p.add_argument("--temperature", type=float, help="LLM sampling temperature (LLM agents)")
@@ -70,6 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--games", type=int, help="seeded games per game type (default 10)")
     p.add_argument("--late-tasks", type=int, help="tasks of the late-discovery scenario (20)")
     p.add_argument("--late-epochs", type=int, help="epochs of the late-discovery scenario (10)")
+    p.add_argument("--drift-tasks", type=int, help="tasks of the drift scenario (40)")
+    p.add_argument("--drift-epochs", type=int,
+                   help="epochs of the drift scenario (10; the change comes at the middle)")
     p.add_argument("--policies", default=",".join(x.name for x in POLICIES),
                    help="comma-separated, from: " + ", ".join(x.name for x in ALL_POLICIES)
                    + " (default: all but memrl_used)")
@@ -126,7 +130,8 @@ def envs_of(args: argparse.Namespace) -> tuple[str, ...]:
 def size_of(args: argparse.Namespace) -> Size:
     base = QUICK if args.quick else FULL
     given = {"humaneval_tasks": args.tasks, "games_per_type": args.games, "epochs": args.epochs,
-             "late_tasks": args.late_tasks, "late_epochs": args.late_epochs}
+             "late_tasks": args.late_tasks, "late_epochs": args.late_epochs,
+             "drift_tasks": args.drift_tasks, "drift_epochs": args.drift_epochs}
     return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -147,6 +152,8 @@ def build(env: str, args: argparse.Namespace, seed: int, bank: float, size: Size
         return humaneval_suite(seed, size, coder if chat else None, bank)
     if env == late.ENV:
         return late_suite(seed, size, bank)
+    if env == drift.ENV:
+        return drift_suite(seed, size, bank)
     return textworld_suite(seed, size, player if chat else None, bank)
 
 
@@ -198,6 +205,10 @@ def run_once(args: argparse.Namespace, seed: int, bank: float, out: Path, plot_d
         if env == late.ENV:
             late_results = {name: late.summary(run) for name, run in runs.items()}
             curves = late_results
+        elif env == drift.ENV:
+            at = drift.drift_epoch(suite.epochs)
+            results[env] = {name: drift.summary(run, at) for name, run in runs.items()}
+            curves = results[env]
         else:
             results[env] = {name: run.summary() for name, run in runs.items()}
             curves = results[env]

@@ -36,6 +36,12 @@ POLICIES = (
 # Not in the default set: MemRL crediting only the memories the agent acted on (used_ids).
 EXTRA_POLICIES = (
     Policy("memrl_used", "MemRL, used_ids credit", ("--lam", "0.5"), credit_used=True),
+    # Beyond the paper (learning.py, retrieval.py): one mechanism each, on the paper's rule.
+    Policy("memrl_ucb", "MemRL + UCB (w 1)", ("--lam", "0.5", "--explore", "ucb")),
+    Policy("memrl_ucb2", "MemRL + UCB (w 2)",
+           ("--lam", "0.5", "--explore", "ucb", "--explore-weight", "2")),
+    Policy("memrl_ts", "MemRL + Thompson", ("--lam", "0.5", "--explore", "thompson")),
+    Policy("memrl_cd", "MemRL + change detection", ("--lam", "0.5", "--change-threshold", "1.2")),
 )
 ALL_POLICIES = POLICIES + EXTRA_POLICIES
 
@@ -49,6 +55,7 @@ class Attempt:
     injected: tuple[int, ...]
     reused: int | None
     stored: int | None = None  # id of the memory stored after it (None in transfer)
+    used: tuple[int, ...] | None = None  # injected memories the agent acted on (None: unknown)
 
 
 @dataclass
@@ -83,6 +90,9 @@ class PolicyRun:
             "memories_stored": len(self.stored),
             "reuse_rate": len(reused) / len(train) if train else 0.0,
             "reuse_success": sum(a.success for a in reused) / len(reused) if reused else None,
+            "fp_injection": metrics.false_positive_injection(
+                (a.injected, a.used, a.success) for a in train
+            ),
         }
 
 
@@ -137,4 +147,4 @@ async def _train_step(run: PolicyRun, policy: Policy, agent: Agent, memory: Memo
     run.stored.add(stored)
     run.attempts.append(Attempt("train", epoch, task.task_id, outcome.success,
                                 tuple(m.id for m in injected), outcome.reused,
-                                stored or None))
+                                stored or None, outcome.used))

@@ -84,3 +84,18 @@ def q_success_r(
             c[1] += 1
     mids = sorted(counts)
     return pearson([final_q.get(m, 0.0) for m in mids], [counts[m][0] / counts[m][1] for m in mids])
+
+
+def false_positive_injection(
+    attempts: Iterable[tuple[Sequence[int], Sequence[int] | None, bool]],
+) -> float | None:
+    """The share of injected memories that went into a failed attempt without being acted
+    on: per attempt (injected ids, ids the agent used or None, success), a memory injected
+    into a failure counts as a false positive unless the agent used it (when the agent
+    cannot tell, every memory injected into a failure counts). None: nothing injected."""
+    injected = wasted = 0
+    for ids, used, success in attempts:
+        injected += len(ids)
+        if not success:
+            wasted += sum(1 for m in ids if used is None or m not in used)
+    return wasted / injected if injected else None

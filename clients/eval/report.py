@@ -14,7 +14,7 @@ LABELS = {p.name: p.label for p in ALL_POLICIES}
 # lambda 0 injects exactly what RAG injects, so their lines coincide: styles keep both visible.
 STYLES = {"no_memory": ("-", "o", 5), "rag": ("--", "s", 8), "memrl": ("-", "o", 5),
           "lam0": (":", "x", 6), "lam1": ("-.", "^", 5), "memrl_used": ("-", "D", 4)}
-COLUMNS = ("last", "csr", "forgetting", "transfer_sr", "q_success_r")
+COLUMNS = ("last", "csr", "forgetting", "transfer_sr", "q_success_r", "fp_injection", "recover")
 
 
 def fmt(value: Any) -> str:
@@ -23,12 +23,13 @@ def fmt(value: Any) -> str:
 
 def table(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     """Markdown table: one row per environment and policy."""
-    lines = ["| env | policy | SR per epoch | Last | CSR | forgetting | transfer SR | r(Q, success) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| env | policy | SR per epoch | Last | CSR | forgetting | transfer SR | r(Q, success) "
+             "| false-positive injections | epochs to recover (drift) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for env, policies in results.items():
         for name, s in policies.items():
             curve = " ".join(f"{v:.2f}" for v in s["sr_per_epoch"])
-            cells = " | ".join(fmt(s[c]) for c in COLUMNS)
+            cells = " | ".join(fmt(s.get(c)) for c in COLUMNS)
             lines.append(f"| {env} | {LABELS.get(name, name)} | {curve} | {cells} |")
     return "\n".join(lines)
 
@@ -149,5 +150,6 @@ def _banks(by_policy: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 HEADS = {"last": "Last", "csr": "CSR", "forgetting": "forgetting", "transfer_sr": "transfer SR",
+         "fp_injection": "false-positive injections", "recover": "epochs to recover",
          "reach_injected": "reached: injected", "reach_reused": "reached: reused",
          "full_injected": "pool full: injected", "open_injected": "pool open: injected"}

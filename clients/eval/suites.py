@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from . import humaneval, late, textworld
+from . import drift, humaneval, late, textworld
 from .bank import build_bank
 from .common import Agent, MemoryDraft, Task, stable_rng
 from .scripted import ScriptedCoder, ScriptedPlayer
 
 HELD_OUT = 0.3
 ENVS = ("humaneval", "textworld")
-SCENARIOS = ("late",)  # scripted agent only
+SCENARIOS = ("late", "drift")  # scripted agent only
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,13 @@ class Size:
     late_tasks: int = 20
     late_epochs: int = 10
     late_background: int = late.BACKGROUND
+    drift_tasks: int = 40
+    drift_epochs: int = 10
 
 
 FULL = Size(humaneval_tasks=None, games_per_type=10, epochs=10)
-QUICK = Size(humaneval_tasks=60, games_per_type=6, epochs=3, late_tasks=8, late_epochs=8)
+QUICK = Size(humaneval_tasks=60, games_per_type=6, epochs=3, late_tasks=8, late_epochs=8,
+             drift_tasks=16, drift_epochs=6)
 
 
 @dataclass
@@ -119,3 +122,16 @@ def late_suite(seed: int, size: Size, bank_coverage: float = 0.5) -> Suite:
     flags = ("--k1", str(late.K1), "--k2", str(late.K2))
     return Suite(late.ENV, tasks, [], agent, bank, size.late_epochs, server_flags=flags,
                  background=late.background(others, agent, seed, size.late_background))
+
+
+def drift_suite(seed: int, size: Size, bank_coverage: float = 0.5) -> Suite:
+    """The drift scenario (drift.py): HumanEval tasks, every one trained on, none held out;
+    the bank (if any) is written by a weak-verifier host before the change."""
+    problems = humaneval.load_problems()
+    stable_rng(seed, "drift-subset").shuffle(problems)
+    tasks = [replace(t, env=drift.ENV) for t in humaneval.tasks(problems[: size.drift_tasks])]
+    checker = shared_checker()
+    agent = drift.DriftCoder(seed, checker.check, drift.drift_epoch(size.drift_epochs))
+    weak = ScriptedCoder(seed, checker.weak_check)
+    bank = build_bank(weak, tasks, seed, bank_coverage) if bank_coverage > 0 else []
+    return Suite(drift.ENV, tasks, [], agent, bank, size.drift_epochs)
