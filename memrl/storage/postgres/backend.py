@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from ...config import MemoryConfig
-from ...learning import LearningRule
 from ...errors import DatabaseError, InvalidInputError, ModelMismatchError
+from ...learning import LearningRule
 from ...paths import redact_url
 from ..base import MemoryRow, NewMemory, NewTask, Outcome, TaskRow
 from ..sqlite.kernels import rank_exact

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from ...config import MemoryConfig
-from ...learning import LearningRule
 from ...errors import InvalidInputError, ModelMismatchError
+from ...learning import LearningRule
 from ..base import MemoryRow, NewMemory, NewTask, Outcome, TaskRow
 from . import ledger, memories
 from .connection import connect, write_transaction
