@@ -167,14 +167,28 @@ def select(
     )
     greedy = set(order[:k2])
     chosen, explored = greedy, False
-    n_sets = math.comb(len(pool), min(k2, len(pool))) if pool else 1
-    if epsilon > 0.0 and n_sets > 1:
+    if epsilon > 0.0 and subsets(len(pool), k2) > 1:
         rng = rng or random.Random()
         if rng.random() < epsilon:
             chosen, explored = set(rng.sample(range(len(pool)), k2)), True
-    prob = epsilon / n_sets + ((1.0 - epsilon) if chosen == greedy else 0.0)
+    prob = set_probability(len(pool), k2, epsilon, chosen == greedy)
     ranked = [
         Scored(pool[i].memory_id, pool[i].similarity, pool[i].q, pool_scores[i], i in chosen)
         for i in order
     ]
-    return Selection(ranked=ranked, explored=explored, selection_prob=prob if pool else 1.0)
+    return Selection(ranked=ranked, explored=explored, selection_prob=prob)
+
+
+def subsets(pool_size: int, k2: int) -> int:
+    """How many injected sets phase B can choose from: the min(k2, pool)-subsets of the
+    pool (one, the empty set, for an empty pool)."""
+    return math.comb(pool_size, min(k2, pool_size)) if pool_size else 1
+
+
+def set_probability(pool_size: int, k2: int, epsilon: float, greedy: bool) -> float:
+    """The probability that `select` injects one given min(k2, pool)-subset of a pool of
+    `pool_size`: epsilon / (number of subsets), plus 1 - epsilon when it is the greedy set.
+    (`memrl replay` evaluates other settings with it.)"""
+    if pool_size == 0:
+        return 1.0
+    return epsilon / subsets(pool_size, k2) + ((1.0 - epsilon) if greedy else 0.0)

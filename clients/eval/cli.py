@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--late-epochs", type=int, help="epochs of the late-discovery scenario (10)")
     p.add_argument("--policies", default=",".join(x.name for x in POLICIES),
                    help="comma-separated, from: " + ", ".join(x.name for x in ALL_POLICIES)
-                   + " (default: all but memrl_used)")
+                   + " (default: all but memrl_used, memrl_eps)")
     p.add_argument("--bank", type=float, default=0.5, metavar="FRACTION",
                    help="fraction of training tasks with weak-verifier memories in the shared "
                    "bank (0: none)")
