@@ -306,6 +306,14 @@ def evaluate(tasks: Sequence[LoggedTask], setting: Setting, *, bootstrap: int = 
     elif support < THIN_SUPPORT or ess < THIN_SUPPORT:
         warnings.append(f"thin support: {support} task(s) with nonzero probability, "
                         f"ESS {ess:.1f}; the intervals are not to be trusted")
+    unsupported = len(usable) - support
+    if support and unsupported > 0.2 * len(usable):
+        warnings.append(
+            f"IPS counts {unsupported} of {len(usable)} tasks as 0: this setting would have "
+            "injected another set there, which exploration rarely drew exactly (probability "
+            "epsilon / C(pool, k2)); on a finite ledger IPS is then usually biased low: read "
+            "SNIPS and DR"
+        )
     return SettingResult(setting, len(usable), excluded, support, ess,
                          sum(r.greedy_match for r in rows), outcomes[0], outcomes[1], warnings)
 
