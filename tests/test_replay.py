@@ -3,6 +3,7 @@ estimates are computed by hand, and on a ledger a Memory wrote."""
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -169,3 +170,31 @@ def test_a_memory_ledger_replays_its_own_policy(tmp_path: Path):
     own = report.results[0]
     assert own.ess == pytest.approx(40) and own.success.ips.value == pytest.approx(
         report.logged["success_rate"])
+
+
+def test_replay_check_sets_estimates_beside_the_measured_rates(tmp_path: Path):
+    from memrl_clients.eval import replay_check
+
+    embedder = FakeEmbedder()
+    store = open_storage(tmp_path / "humaneval-memrl_eps.db", embedder.dim, embedder.model_id)
+    memory = Memory(store, embedder, MemoryConfig(k2=1, epsilon=0.5, delta=-1.0),
+                    rng=random.Random(0))
+    try:
+        for i in range(4):
+            memory.store_experience(f"task {i}", f"way {i}", "success", "eval")
+        for i in range(20):
+            recalled = memory.recall(f"task {i % 4}", "eval")
+            assert recalled.task_id is not None
+            memory.report(recalled.task_id, success=i % 3 > 0)
+    finally:
+        store.close()
+    sr = {"sr_per_epoch": [0.5, 1.0]}
+    results = {"humaneval": {"memrl_eps": sr, "lam0": sr, "lam1": {"sr_per_epoch": [0.25]}}}
+    (tmp_path / "eval.json").write_text(json.dumps({"results": results}))
+    def open_db(path: Path) -> Memory:
+        return Memory(open_storage(path, embedder.dim, embedder.model_id), embedder)
+
+    rows = replay_check.check(tmp_path, bootstrap=20, seed=0, open_db=open_db)
+    assert [(r["policy"], r["actual_sr"], r["tasks"]) for r in rows] == [
+        ("lam0", 0.75, 20), ("lam1", 0.25, 20)]
+    assert "| lam 0 (lam0) |" in replay_check.table(rows)

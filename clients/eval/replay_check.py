@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memrl import open_memory
+from memrl import Memory, open_memory
 from memrl.replay import Setting, as_json, ledger, replay
 
 LOGGING = "memrl_eps"
@@ -32,14 +33,15 @@ def training_sr(policy: dict[str, Any]) -> float:
     return sum(per_epoch) / len(per_epoch)
 
 
-def check(run: Path, bootstrap: int, seed: int) -> list[dict[str, Any]]:
+def check(run: Path, bootstrap: int, seed: int,
+          open_db: Callable[[Path], Memory] = open_memory) -> list[dict[str, Any]]:
     results = json.loads((run / "eval.json").read_text())["results"]
     rows = []
     for env, policies in results.items():
         if LOGGING not in policies:
             continue
         db = run / f"{env}-{LOGGING}.db"
-        memory = open_memory(db)
+        memory = open_db(db)
         try:
             targets = [p for p in TARGETS if p in policies]
             report = replay(NAMESPACE, ledger(memory, NAMESPACE), [TARGETS[p] for p in targets],
