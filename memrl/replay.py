@@ -311,8 +311,8 @@ def evaluate(tasks: Sequence[LoggedTask], setting: Setting, *, bootstrap: int = 
         warnings.append(
             f"IPS counts {unsupported} of {len(usable)} tasks as 0: this setting would have "
             "injected another set there, which exploration rarely drew exactly (probability "
-            "epsilon / C(pool, k2)); on a finite ledger IPS is then usually biased low: read "
-            "SNIPS and DR"
+            "epsilon / C(pool, k2)); IPS then rests on the few draws that did: usually low, "
+            "far too high when one draw in a small pool hit it; read SNIPS and DR"
         )
     return SettingResult(setting, len(usable), excluded, support, ess,
                          sum(r.greedy_match for r in rows), outcomes[0], outcomes[1], warnings)
