@@ -253,23 +253,37 @@ def _interval(samples: np.ndarray) -> tuple[float | None, float | None]:
     return float(np.percentile(samples, tail)), float(np.percentile(samples, 100 - tail))
 
 
+def resample_sums(columns: np.ndarray, bootstrap: int, seed: int, chunk: int = 100) -> np.ndarray:
+    """Per bootstrap resample of the n tasks (rows of `columns`, drawn with replacement),
+    the column sums: a (bootstrap, columns) array. Drawn as multinomial counts, a chunk of
+    resamples at a time, so memory stays at chunk x n whatever the ledger's size."""
+    n = columns.shape[0]
+    rng = np.random.default_rng(seed)
+    out = []
+    for start in range(0, bootstrap, chunk):
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, bootstrap - start))
+        out.append(counts @ columns)
+    return np.vstack(out)
+
+
 def _estimates(w: np.ndarray, y: np.ndarray, dm: np.ndarray, hat: np.ndarray,
-               idx: np.ndarray) -> Outcome:
+               bootstrap: int, seed: int) -> Outcome:
     n = len(y)
     ips_terms = w * y
     dr_terms = dm + w * (y - hat)
+    sums = resample_sums(np.column_stack([ips_terms, dr_terms, w]), bootstrap, seed)
 
-    def est(terms: np.ndarray) -> Estimate:
-        low, high = _interval(terms[idx].mean(axis=1))
+    def est(terms: np.ndarray, boot: np.ndarray) -> Estimate:
+        low, high = _interval(boot / n)
         return Estimate(float(terms.mean()), low, high)
 
-    total_w = w.sum()
     with np.errstate(invalid="ignore", divide="ignore"):
-        boot = ips_terms[idx].sum(axis=1) / w[idx].sum(axis=1)
-    low, high = _interval(boot)
+        low, high = _interval(sums[:, 0] / sums[:, 2])
+    total_w = w.sum()
     snips = Estimate(float(ips_terms.sum() / total_w), low, high) if total_w > 0 else \
         Estimate(None, None, None)
-    return Outcome(est(ips_terms), snips, est(dr_terms), float(dm.mean()) if n else None)
+    return Outcome(est(ips_terms, sums[:, 0]), snips, est(dr_terms, sums[:, 1]),
+                   float(dm.mean()) if n else None)
 
 
 def evaluate(tasks: Sequence[LoggedTask], setting: Setting, *, bootstrap: int = BOOTSTRAP,
@@ -287,11 +301,10 @@ def evaluate(tasks: Sequence[LoggedTask], setting: Setting, *, bootstrap: int = 
     reward_model = RewardModel(usable, [t.reward for t in usable])
     rows = _rows(usable, setting, success_model, reward_model)
     w = np.array([r.w for r in rows])
-    idx = np.random.default_rng(seed).integers(0, len(rows), size=(max(bootstrap, 1), len(rows)))
     outcomes = [
         _estimates(w, np.array([getattr(r, name) for r in rows]),
                    np.array([getattr(r, f"dm_{name}") for r in rows]),
-                   np.array([getattr(r, f"hat_{name}") for r in rows]), idx)
+                   np.array([getattr(r, f"hat_{name}") for r in rows]), max(bootstrap, 1), seed)
         for name in ("success", "reward")
     ]
     support = int((w > 0).sum())
