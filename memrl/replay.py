@@ -90,7 +90,7 @@ class LoggedTask:
         pool = tuple(Candidate(p.memory_id, p.similarity, p.q) for p in e.pool)
         injected = frozenset(p.memory_id for p in e.pool if p.injected)
         mu = e.selection_prob
-        if mu is None:  # a task logged before selection_prob was recorded
+        if mu is None or not 0.0 < mu <= 1.0:  # logged before selection_prob was recorded
             greedy = _greedy(pool, e.lam, e.k2)
             mu = set_probability(len(pool), e.k2, e.epsilon, injected == greedy)
         assert e.reward is not None
@@ -112,7 +112,7 @@ class Setting:
                                             ("delta", self.delta)) if v is not None]
         if self.epsilon:
             parts.append(f"epsilon {self.epsilon:g}")
-        return ", ".join(parts) or "logged setting"
+        return ", ".join(parts) or "logged lam, k2 and delta, greedy"
 
 
 @dataclass(frozen=True)
