@@ -323,9 +323,10 @@ def evaluate(tasks: Sequence[LoggedTask], setting: Setting, *, bootstrap: int = 
     if support and unsupported > 0.2 * len(usable):
         warnings.append(
             f"IPS counts {unsupported} of {len(usable)} tasks as 0: this setting would have "
-            "injected another set there, which exploration rarely drew exactly (probability "
-            "epsilon / C(pool, k2)); IPS then rests on the few draws that did: usually low, "
-            "far too high when one draw in a small pool hit it; read SNIPS and DR"
+            "injected another set there (one of another size: never drawn; of the same size: "
+            "drawn by exploration with probability epsilon / C(pool, k2)); IPS then rests on "
+            "the few draws that hit it: usually low, far too high when one draw in a small "
+            "pool did; read SNIPS and DR"
         )
     return SettingResult(setting, len(usable), excluded, support, ess,
                          sum(r.greedy_match for r in rows), outcomes[0], outcomes[1], warnings)
