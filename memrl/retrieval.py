@@ -205,19 +205,19 @@ def select(
     order = _order(pool, pool_scores)
     greedy = set(order[:k2])
     chosen, explored = greedy, False
-    n_sets = math.comb(len(pool), min(k2, len(pool))) if pool else 1
+    n_sets = subsets(len(pool), k2)
     if epsilon > 0.0 and n_sets > 1:
         if rng.random() < epsilon:
             chosen, explored = set(rng.sample(range(len(pool)), k2)), True
     p_greedy = 1.0
     if explore == "thompson" and n_sets > 1 and explore_weight > 0.0:
         p_greedy = _thompson_prob(pool, lam, k2, explore_weight, greedy, rng)
-    prob = epsilon / n_sets + ((1.0 - epsilon) * p_greedy if chosen == greedy else 0.0)
+    prob = set_probability(len(pool), k2, epsilon, chosen == greedy, p_greedy)
     ranked = [
         Scored(pool[i].memory_id, pool[i].similarity, pool[i].q, pool_scores[i], i in chosen)
         for i in order
     ]
-    return Selection(ranked=ranked, explored=explored, selection_prob=prob if pool else 1.0)
+    return Selection(ranked=ranked, explored=explored, selection_prob=prob)
 
 
 def _thompson_prob(
@@ -231,3 +231,22 @@ def _thompson_prob(
         drawn = scores(pool, lam, utilities(pool, "thompson", weight, rng))
         same += set(_order(pool, drawn)[:k2]) == chosen
     return same / (THOMPSON_DRAWS + 1)
+
+
+def subsets(pool_size: int, k2: int) -> int:
+    """How many injected sets phase B can choose from: the min(k2, pool)-subsets of the
+    pool (one, the empty set, for an empty pool)."""
+    return math.comb(pool_size, min(k2, pool_size)) if pool_size else 1
+
+
+def set_probability(
+    pool_size: int, k2: int, epsilon: float, greedy: bool, p_greedy: float = 1.0
+) -> float:
+    """The probability that `select` injects one given min(k2, pool)-subset of a pool of
+    `pool_size`: epsilon / (number of subsets), plus (1 - epsilon) times the probability
+    that the greedy step chose it (`p_greedy`: 1 for a deterministic utility, Thompson's
+    estimate otherwise) when it is the greedy set. (`memrl replay` evaluates other
+    settings with it.)"""
+    if pool_size == 0:
+        return 1.0
+    return epsilon / subsets(pool_size, k2) + ((1.0 - epsilon) * p_greedy if greedy else 0.0)

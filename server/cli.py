@@ -5,8 +5,9 @@
     memrl report TASK_ID --success|--failure|--reward R [--used 1,2] [--reflection TEXT]
     memrl store --intent T --experience E [--kind success|failure|note]
     memrl stats [--all] | export [-o FILE] | import FILE | forget ID... | demo
+    memrl replay --lam 0,0.5,1 [--k2 ...] [--delta ...] [--json]   other settings, from the ledger
 
-Every command but `serve` and `demo` prints JSON on stdout, so scripts, CI and host hooks
+Every command but `serve`, `demo` and `replay` (a table; JSON with --json) prints JSON on stdout, so scripts, CI and host hooks
 can feed rewards without the LLM. Errors are one line on stderr with exit code 2. Each
 command takes only the flags that matter to it (`memrl COMMAND --help`).
 """
@@ -246,13 +247,55 @@ def _others(sub: argparse._SubParsersAction) -> None:
     add_hook_arguments(p)
 
 
+def _values(kind: type, what: str) -> Any:
+    def parse(text: str) -> list[Any]:
+        try:
+            values = [kind(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            values = []
+        if not values:
+            raise argparse.ArgumentTypeError(
+                f"{what} takes comma-separated {kind.__name__}s like {'1,3' if kind is int else '0,0.5,1'}"
+                f", got {shown(text)}"
+            )
+        return values
+
+    return parse
+
+
+def _replay(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="estimate from the ledger how other settings would have done (off-policy replay)",
+        description="Estimate, from the namespace's reported tasks and their recorded pools, the "
+        "success rate and mean reward other settings would have had (IPS, self-normalised IPS, "
+        "doubly robust; bootstrap intervals). An axis not given keeps each task's logged value. "
+        "See docs/EVALUATION.md, Replay of the ledger.",
+    )
+    _common(p)
+    _namespace(p, "namespace whose ledger is replayed (default: this git repo)")
+    p.add_argument("--lam", dest="target_lam", type=_values(float, "--lam"), metavar="L,...",
+                   help="lambda values to evaluate, e.g. 0,0.25,0.5,0.75,1")
+    p.add_argument("--k2", dest="target_k2", type=_values(int, "--k2"), metavar="K,...",
+                   help="memories injected, e.g. 1,3,5 (another k2 than the logged one has no "
+                   "IPS support: only DR's reward model speaks for it)")
+    p.add_argument("--delta", dest="target_delta", type=_values(float, "--delta"), metavar="D,...",
+                   help="similarity gates, at or above the logged gate (candidates below it "
+                   "were never recorded)")
+    p.add_argument("--epsilon", dest="target_epsilon", type=_values(float, "--epsilon"),
+                   metavar="E,...", help="exploration of the target policy (default 0: greedy)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="memrl", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"memrl {version()}")
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
-    for add in (_serve, _ui, _recall, _report, _store, _others):
+    for add in (_serve, _ui, _recall, _report, _store, _others, _replay):
         add(sub)
     parser.commands = dict(sub.choices)
     return parser

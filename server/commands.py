@@ -156,6 +156,24 @@ def forget(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -
         )
 
 
+def replay(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    from memrl import replay as offpolicy
+
+    namespace = settings.namespace
+    targets = offpolicy.grid(args.target_lam, args.target_k2, args.target_delta, args.target_epsilon)
+    if not memory.stats(namespace):
+        raise InvalidInputError(
+            f"namespace {namespace!r} has no memories or tasks in {settings.db_path}: pass "
+            "--namespace (`memrl stats --all` lists every namespace) or --db"
+        )
+    report = offpolicy.replay(namespace, offpolicy.ledger(memory, namespace), targets,
+                              bootstrap=args.bootstrap, seed=args.seed)
+    if args.json:
+        print_json(offpolicy.as_json(report))
+    else:
+        print(offpolicy.render(report), flush=True)
+
+
 # command -> (function, may it create the database file?)
 COMMANDS: dict[str, tuple[Command, bool]] = {
     "recall": (recall, True),
@@ -165,6 +183,7 @@ COMMANDS: dict[str, tuple[Command, bool]] = {
     "export": (export, False),
     "import": (import_, True),
     "forget": (forget, False),
+    "replay": (replay, False),
 }
 
 

@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="epochs of the drift scenario (10; the change comes at the middle)")
     p.add_argument("--policies", default=",".join(x.name for x in POLICIES),
                    help="comma-separated, from: " + ", ".join(x.name for x in ALL_POLICIES)
-                   + " (default: all but memrl_used)")
+                   + " (default: all but memrl_used, memrl_eps)")
     p.add_argument("--bank", type=float, default=0.5, metavar="FRACTION",
                    help="fraction of training tasks with weak-verifier memories in the shared "
                    "bank (0: none)")

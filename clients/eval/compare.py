@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 NAMES = {"no_memory": "no memory", "rag": "RAG", "memrl": "MemRL (λ 0.5)",
-         "lam0": "λ 0, learning", "lam1": "λ 1", "memrl_used": "MemRL, used_ids credit"}
+         "lam0": "λ 0, learning", "lam1": "λ 1", "memrl_used": "MemRL, used_ids credit",
+         "memrl_eps": "MemRL, ε 0.2"}
 METRICS = ("last", "csr", "forgetting", "transfer_sr")
 LATE_METRICS = ("last", "reach_injected", "full_injected", "open_injected")
 
