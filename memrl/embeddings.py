@@ -58,7 +58,7 @@ BATCH_SIZE = 32  # fastembed's default of 256 peaks near 650 MiB RSS
 # threads spin waiting for work (ONNX Runtime's default) or sleep. Chosen by measurement on
 # a loaded 2-core machine (docs/PERFORMANCE.md, "Embedding under contention").
 DEFAULT_THREADS: int | None = None
-DEFAULT_SPINNING = True
+DEFAULT_SPINNING = False  # spinning threads took 3-4x the CPU per query for nothing
 SPIN_KEY = "session.intra_op.allow_spinning"
 # Query vectors kept per process: a task's text is embedded by its recall, and again by a
 # reflection reported for it (stored under the task's query), so the second is free.

@@ -192,9 +192,9 @@ def run(
         "ratios": {},
     }
     first = str(clients[0])
-    for n in map(str, clients):
-        on, off = rows["batching"][n], rows["no batching"][n]
-        out["ratios"][n] = {
+    for key in map(str, clients):
+        on, off = rows["batching"][key], rows["no batching"][key]
+        out["ratios"][key] = {
             "batching_over_no_batching": _ratio(on["recalls_per_s"], off["recalls_per_s"]),
             "batching_over_its_1_client": _ratio(
                 on["recalls_per_s"], rows["batching"][first]["recalls_per_s"]
