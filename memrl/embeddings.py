@@ -54,11 +54,22 @@ SMALL_CONFIG_FILES = {
     "config.json": {"pad_token_id": 0},
 }
 BATCH_SIZE = 32  # fastembed's default of 256 peaks near 650 MiB RSS
-# ONNX Runtime's intra-op threads (None: its default, one per core) and whether its idle
-# threads spin waiting for work (ONNX Runtime's default) or sleep. Chosen by measurement on
-# a loaded 2-core machine (docs/PERFORMANCE.md, "Embedding under contention").
-DEFAULT_THREADS: int | None = None
-DEFAULT_SPINNING = False  # spinning threads took 3-4x the CPU per query for nothing
+# ONNX Runtime's intra-op threads and whether its idle threads spin waiting for work (its
+# default) or sleep. Chosen by measurement on a loaded 2-core machine (docs/PERFORMANCE.md,
+# "Embedding under contention"): the thread count given explicitly (one per available CPU,
+# at most 8: only 2 cores were measured), which beat ONNX Runtime's own default count beside
+# a busy core in both runs (likely because ONNX Runtime pins the threads of its default pool
+# to cores, and not those of an explicit count), and no spinning (spinning threads took 2-4x
+# the CPU per query). threads=None leaves the count to ONNX Runtime.
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+DEFAULT_THREADS: int | None = max(1, min(_available_cpus(), 8))
+DEFAULT_SPINNING = False
 SPIN_KEY = "session.intra_op.allow_spinning"
 # Query vectors kept per process: a task's text is embedded by its recall, and again by a
 # reflection reported for it (stored under the task's query), so the second is free.
