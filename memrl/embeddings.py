@@ -28,6 +28,8 @@ import shutil
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -52,6 +54,23 @@ SMALL_CONFIG_FILES = {
     "config.json": {"pad_token_id": 0},
 }
 BATCH_SIZE = 32  # fastembed's default of 256 peaks near 650 MiB RSS
+# ONNX Runtime's intra-op threads and whether its idle threads spin waiting for work (its
+# default) or sleep. Chosen by measurement on a loaded 2-core machine (docs/PERFORMANCE.md,
+# "Embedding under contention"): the thread count given explicitly (one per available CPU,
+# at most 8: only 2 cores were measured), which beat ONNX Runtime's own default count beside
+# a busy core in both runs (likely because ONNX Runtime pins the threads of its default pool
+# to cores, and not those of an explicit count), and no spinning (spinning threads took 2-4x
+# the CPU per query). threads=None leaves the count to ONNX Runtime.
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+DEFAULT_THREADS: int | None = max(1, min(_available_cpus(), 8))
+DEFAULT_SPINNING = False
+SPIN_KEY = "session.intra_op.allow_spinning"
 # Query vectors kept per process: a task's text is embedded by its recall, and again by a
 # reflection reported for it (stored under the task's query), so the second is free.
 QUERY_CACHE_SIZE = 256
@@ -110,6 +129,34 @@ def release_free_heap() -> None:
         _malloc_trim(0)
 
 
+@contextmanager
+def _session_config(entries: dict[str, str]) -> Iterator[None]:
+    """ONNX Runtime session config entries for the sessions fastembed creates inside this
+    block. fastembed exposes only `enable_cpu_mem_arena`; its hook that applies that option
+    to the `SessionOptions` it builds is wrapped to add `entries` too."""
+    if not entries:
+        yield
+        return
+    from fastembed.common.onnx_model import OnnxModel
+
+    with _SESSION_PATCH_LOCK:
+        original = OnnxModel.__dict__["add_extra_session_options"]
+
+        def add(cls: Any, session_options: Any, extra_options: dict[str, Any]) -> None:
+            original.__func__(cls, session_options, extra_options)
+            for key, value in entries.items():
+                session_options.add_session_config_entry(key, value)
+
+        OnnxModel.add_extra_session_options = classmethod(add)  # type: ignore[method-assign,assignment]
+        try:
+            yield
+        finally:
+            OnnxModel.add_extra_session_options = original  # type: ignore[method-assign]
+
+
+_SESSION_PATCH_LOCK = threading.Lock()
+
+
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -123,8 +170,9 @@ class FastEmbedEmbedder:
         self,
         model_dir: Path | None,
         model_id: str,
-        threads: int | None = None,
+        threads: int | None = DEFAULT_THREADS,
         query_cache: int = QUERY_CACHE_SIZE,
+        spinning: bool = DEFAULT_SPINNING,
     ) -> None:
         from fastembed import TextEmbedding
 
@@ -139,8 +187,10 @@ class FastEmbedEmbedder:
         kwargs: dict[str, Any] = {"threads": threads, "enable_cpu_mem_arena": False}
         if model_dir is not None:
             kwargs["specific_model_path"] = str(model_dir)
+        self.threads, self.spinning = threads, spinning
         try:
-            self._model = TextEmbedding(FASTEMBED_MODEL, **kwargs)
+            with _session_config({} if spinning else {SPIN_KEY: "0"}):
+                self._model = TextEmbedding(FASTEMBED_MODEL, **kwargs)
         except Exception as e:  # fastembed raises bare Exceptions for missing files
             raise ModelUnavailableError(
                 f"cannot load the embedding model from {model_dir or 'the fastembed cache'}: {e}. "
@@ -159,19 +209,30 @@ class FastEmbedEmbedder:
         return _normalise(np.vstack(rows))
 
     def embed_query(self, text: str) -> np.ndarray:
-        if self._query_cache_size <= 0:
-            return self.embed([text])[0]
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Query vectors: those remembered by text, the others in one model call (the
+        batch of concurrent queries that memrl.batching.BatchingEmbedder hands over)."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: list[int] = []
         with self._recent_lock:
-            hit = self._recent.get(text)
-            if hit is not None:
-                self._recent.move_to_end(text)
-                return hit.copy()
-        vector = self.embed([text])[0]
-        with self._recent_lock:
-            self._recent[text] = vector.copy()
-            while len(self._recent) > self._query_cache_size:
-                self._recent.popitem(last=False)
-        return vector
+            for i, text in enumerate(texts):
+                hit = self._recent.get(text) if self._query_cache_size > 0 else None
+                if hit is None:
+                    missing.append(i)
+                else:
+                    self._recent.move_to_end(text)
+                    out[i] = hit
+        if missing:
+            out[missing] = self.embed([texts[i] for i in missing])
+            if self._query_cache_size > 0:
+                with self._recent_lock:
+                    for i in missing:
+                        self._recent[texts[i]] = out[i].copy()
+                    while len(self._recent) > self._query_cache_size:
+                        self._recent.popitem(last=False)
+        return out
 
 
 def _write_small_configs(directory: Path) -> None:
@@ -249,22 +310,44 @@ def explicit_model_dir(directory: Path) -> tuple[Path, str]:
 
 def load_embedder(
     model_dir: str | Path | None = None,
-    threads: int | None = None,
+    threads: int | None = DEFAULT_THREADS,
     query_cache: int = QUERY_CACHE_SIZE,
     allow_download: bool = False,
+    spinning: bool = DEFAULT_SPINNING,
+    batch_queries: bool = False,
 ) -> Embedder:
     """The real embedding model, resolved as the module docstring describes. `query_cache`
-    query vectors are remembered by text (0 turns that off, e.g. for timing the model)."""
+    query vectors are remembered by text (0 turns that off, e.g. for timing the model).
+    `threads` and `spinning` set ONNX Runtime's intra-op threads and their spinning;
+    `batch_queries` wraps the model in memrl.batching.BatchingEmbedder, so queries of
+    concurrent threads share model calls (what a server shared by several agents wants)."""
+    model = _load_model(model_dir, threads, query_cache, allow_download, spinning)
+    if not batch_queries:
+        return model
+    from .batching import BatchingEmbedder
+
+    return BatchingEmbedder(model)
+
+
+def _load_model(
+    model_dir: str | Path | None,
+    threads: int | None,
+    query_cache: int,
+    allow_download: bool,
+    spinning: bool,
+) -> FastEmbedEmbedder:
     if model_dir:
         directory, model_id = explicit_model_dir(Path(model_dir))
-        return FastEmbedEmbedder(directory, model_id, threads, query_cache)
+        return FastEmbedEmbedder(directory, model_id, threads, query_cache, spinning)
     try:
-        return FastEmbedEmbedder(packaged_model_dir(), PACKAGED_MODEL_ID, threads, query_cache)
+        return FastEmbedEmbedder(
+            packaged_model_dir(), PACKAGED_MODEL_ID, threads, query_cache, spinning
+        )
     except ModelUnavailableError as packaged_error:
         if not allow_download:
             raise packaged_error
         log.warning("packaged model unavailable (%s); trying fastembed's cache", packaged_error)
-    return FastEmbedEmbedder(None, DOWNLOADED_MODEL_ID, threads, query_cache)
+    return FastEmbedEmbedder(None, DOWNLOADED_MODEL_ID, threads, query_cache, spinning)
 
 
 class LazyEmbedder:

@@ -146,6 +146,25 @@ def _serve(sub: argparse._SubParsersAction) -> None:
         help="HTTP tokens scoped to namespaces, one `TOKEN PATTERN...` per line "
         "(env MEMRL_TOKEN_FILE; see README: Team memory)",
     )
+    p.add_argument(
+        "--no-query-batching",
+        action="store_true",
+        help="embed each concurrent recall's query in a call of its own (env "
+        "MEMRL_QUERY_BATCHING=0; default: queries that arrive during a model call share the next)",
+    )
+    p.add_argument(
+        "--embed-threads",
+        type=int,
+        metavar="N",
+        help="ONNX Runtime intra-op threads of the model (env MEMRL_EMBED_THREADS; default: "
+        "one per core)",
+    )
+    p.add_argument(
+        "--embed-spinning",
+        choices=("on", "off"),
+        help="whether the model's idle threads spin waiting for work (env MEMRL_EMBED_SPINNING; "
+        "default: see docs/PERFORMANCE.md)",
+    )
 
 
 def _ui(sub: argparse._SubParsersAction) -> None:

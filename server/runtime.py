@@ -33,9 +33,20 @@ class ModelNotReady(MemrlError):
 
 
 def _load_embedder(settings: ServerSettings) -> Embedder:
-    from memrl.embeddings import load_embedder
+    from memrl import embeddings
 
-    return load_embedder(settings.model_dir, allow_download=settings.allow_download)
+    return embeddings.load_embedder(
+        settings.model_dir,
+        allow_download=settings.allow_download,
+        threads=settings.embed_threads or embeddings.DEFAULT_THREADS,
+        spinning=(
+            embeddings.DEFAULT_SPINNING
+            if settings.embed_spinning is None
+            else settings.embed_spinning
+        ),
+        # a server's tool calls run in worker threads: concurrent recalls share model calls
+        batch_queries=settings.batch_queries,
+    )
 
 
 class MemoryRuntime:

@@ -11,6 +11,9 @@ This is the only place that reads the environment; the core (memrl/) reads none.
 | MEMRL_HTTP_TOKEN | --token | bearer token for --http |
 | MEMRL_TOKEN_FILE | --token-file | tokens scoped to namespaces, for a team server |
 | MEMRL_LOG_LEVEL | --log-level | DEBUG, INFO, WARNING or ERROR |
+| MEMRL_QUERY_BATCHING=0 | --no-query-batching | one model call per concurrent query (serve) |
+| MEMRL_EMBED_THREADS | --embed-threads | ONNX Runtime intra-op threads (serve) |
+| MEMRL_EMBED_SPINNING | --embed-spinning | on/off: idle ONNX threads spin (serve) |
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ class ServerSettings:
     token: str | None = None  # bearer token for streamable HTTP
     token_file: Path | None = None  # tokens scoped to namespaces (team.py)
     log_level: str = "INFO"
+    batch_queries: bool = True  # concurrent recalls share model calls (memrl.batching)
+    embed_threads: int | None = None  # None: memrl.embeddings.DEFAULT_THREADS
+    embed_spinning: bool | None = None  # None: memrl.embeddings.DEFAULT_SPINNING
 
     @property
     def loopback(self) -> bool:
@@ -72,6 +78,36 @@ def model_source(flag: str | None, environ: Mapping[str, str]) -> tuple[Path | N
     return (Path(chosen).expanduser() if chosen else None), environ.get("MEMRL_ALLOW_DOWNLOAD") == "1"
 
 
+def embedding_options(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[bool, int | None, bool | None]:
+    """Query batching, ONNX threads and spinning: flags first, then the environment."""
+    batch = not getattr(args, "no_query_batching", False) and environ.get(
+        "MEMRL_QUERY_BATCHING", "1"
+    ).strip().lower() not in ("0", "off", "false", "no")
+    raw = getattr(args, "embed_threads", None) or environ.get("MEMRL_EMBED_THREADS") or None
+    threads = None
+    if raw is not None:
+        try:
+            threads = int(raw)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise InvalidInputError(
+                f"MEMRL_EMBED_THREADS {str(raw)!r:.20} is not a thread count: give 1, 2, ..."
+            )
+    spin_raw = getattr(args, "embed_spinning", None) or environ.get("MEMRL_EMBED_SPINNING")
+    spinning = None
+    if spin_raw is not None:
+        value = str(spin_raw).strip().lower()
+        if value not in ("on", "off", "1", "0"):
+            raise InvalidInputError(
+                f"MEMRL_EMBED_SPINNING {value!r:.20} is not on or off: give on or off"
+            )
+        spinning = value in ("on", "1")
+    return batch, threads, spinning
+
+
 def settings_from(
     args: argparse.Namespace,
     environ: Mapping[str, str],
@@ -84,6 +120,7 @@ def settings_from(
     namespace = getattr(args, "namespace", None) or environ.get("MEMRL_NAMESPACE")
     token = getattr(args, "token", None) or environ.get("MEMRL_HTTP_TOKEN")
     token_file = getattr(args, "token_file", None) or environ.get("MEMRL_TOKEN_FILE")
+    batch, threads, spinning = embedding_options(args, environ)
     return ServerSettings(
         db_path=db_target(db),
         namespace=namespace or namespace_of_cwd(),
@@ -95,4 +132,7 @@ def settings_from(
         token=token or None,
         token_file=Path(token_file).expanduser() if token_file else None,
         log_level=log_level(args, environ),
+        batch_queries=batch,
+        embed_threads=threads,
+        embed_spinning=spinning,
     )

@@ -14,7 +14,7 @@ def test_tiny_bench_writes_every_figure(tmp_path: Path, capsys: pytest.CaptureFi
     code = cli.main([
         "--quick", "--n-real", "200", "--queries", "8", "--report-tasks", "20",
         "--cold-runs", "1", "--budget", "2", "--workdir", str(tmp_path / "work"),
-        "--json", str(out_json), "--quiet",
+        "--json", str(out_json), "--quiet", "--clients", "1,2", "--concurrency-seconds", "0.5",
     ])
     assert code == 0
     printed = capsys.readouterr().out
@@ -46,3 +46,41 @@ def test_tiny_bench_writes_every_figure(tmp_path: Path, capsys: pytest.CaptureFi
     assert figures["cold_start"]["spawn_to_first_recall_s"] >= figures["cold_start"]["spawn_to_tools_list_s"]
     assert tier["recall_mcp"]["server_memory"]["rss_mb"] > 0
     assert {"recall_p50_10k", "recall_at_5_10k", "outcome_updates_per_s"} <= set(figures["targets"])
+    # the concurrency tier: both servers, every N, rows printed
+    conc = figures["concurrency"]
+    assert "concurrent recalls over streamable HTTP" in printed
+    for mode in ("batching", "no batching"):
+        for n in ("1", "2"):
+            row = conc["rows"][mode][n]
+            assert row["recalls"] > 0 and row["errors"] == 0 and row["p50_ms"] > 0, (mode, n)
+    assert conc["ratios"]["2"]["batching_over_no_batching"] > 0
+
+
+def test_the_concurrency_tier_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_json = tmp_path / "c.json"
+    code = cli.main([
+        "--concurrency", "--n-real", "60", "--clients", "1,3", "--concurrency-seconds", "0.3",
+        "--workdir", str(tmp_path / "work"), "--json", str(out_json), "--quiet",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "concurrent recalls over streamable HTTP" in printed
+    lines = [line for line in printed.splitlines() if line.strip().startswith(("1 |", "3 |"))]
+    assert len(lines) == 2
+    figures = json.loads(out_json.read_text())
+    assert set(figures["concurrency"]["rows"]["batching"]) == {"1", "3"}
+    assert not list((tmp_path / "work").glob("concurrency-*.db"))  # removed after the run
+
+
+def test_embedding_contention_rows() -> None:
+    from memrl_clients.bench import contention
+
+    settings = (("threads 1, no spinning", 1, False), ("default threads, spinning", None, True))
+    out = contention.run(queries=3, rounds=1, settings=settings)
+    assert [r["setting"] for r in out["rows"]] == [s[0] for s in settings]
+    for row in out["rows"]:
+        for condition in contention.CONDITIONS:
+            assert row[condition]["n"] == 3 and row[condition]["p95_ms"] > 0
+    text = contention.render(out)
+    assert "busy core" in text and "threads 1, no spinning" in text
+    assert out["lowest_p95_busy_core"] in {s[0] for s in settings}

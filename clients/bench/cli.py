@@ -4,6 +4,10 @@
     memrl-bench --quick              10k and 3k real sentences (about a minute; used in CI)
     memrl-bench --json out.json      also write every figure as JSON
     memrl-bench --hooks              `memrl hook` latency only (first and warm calls)
+    memrl-bench --concurrency        concurrent recalls only: 1, 4, 16 MCP sessions on one
+                                     `memrl serve --http`, query batching on and off
+    memrl-bench --embed-contention   the query embedding's p50/p95 by ONNX threads and
+                                     spinning, idle and beside a busy core
     memrl-bench --tiers none --curve none --no-mcp --realtext 100000
                                      the real-text tier alone, at 100k real sentences
 
@@ -34,7 +38,7 @@ import numpy as np
 from memrl import Memory, MemoryConfig, SqliteStorage, load_embedder
 from memrl.storage.sqlite.connection import connect
 
-from . import build, data, measure, page_cache, pg_report, realtext, realtext_tier
+from . import build, concurrency, data, measure, page_cache, pg_report, realtext, realtext_tier
 from . import postgres as pg_tier
 
 TIERS = {
@@ -86,8 +90,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "every run and by the tests whatever --workdir is)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("--hooks", action="store_true", help="measure `memrl hook` latency only")
+    p.add_argument("--concurrency", action="store_true",
+                   help="the concurrency tier only: a --n-real database on `memrl serve --http`, "
+                   "N concurrent MCP sessions recalling, query batching on and off (full runs "
+                   "and --quick include it unless --no-mcp)")
+    p.add_argument("--clients", default=None,
+                   help="comma list of concurrent sessions for the concurrency tier "
+                   "(default 1,4,16)")
+    p.add_argument("--concurrency-seconds", type=float, default=None,
+                   help="seconds each row of the concurrency tier runs (default 5; quick 1.5)")
+    p.add_argument("--embed-contention", action="store_true",
+                   help="only the query embedding under contention (clients/bench/contention.py)")
     pg_tier.add_arguments(p)
     args = p.parse_args(argv)
+    args.clients = [int(x) for x in (args.clients or "1,4,16").split(",")]
+    args.concurrency_seconds = args.concurrency_seconds or (1.5 if args.quick else 5.0)
     quick = args.quick
     tiers = args.tiers or ("10k" if quick else ",".join(TIERS))
     args.tiers = [] if tiers == "none" else [t.strip() for t in tiers.split(",")]
@@ -157,6 +174,12 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, An
     embedder = load_embedder(args.model_dir, query_cache=0)
     out["meta"]["model_load_s"] = round(time.perf_counter() - t0, 3)
     out["meta"]["model_id"] = embedder.model_id
+    if args.concurrency:
+        out["concurrency"] = _concurrency_alone(args, embedder, say)
+        out["meta"]["load_average_at_end"] = _loadavg()
+        out["meta"]["seconds"] = round(time.perf_counter() - t0, 1)
+        out["targets"] = {}
+        return out
     if args.tiers:
         _memory_tiers(args, out, embedder, config, say)
     if args.realtext > 0:
@@ -231,11 +254,37 @@ def _memory_tiers(
         )
         del curve_vecs
     if not args.no_mcp:
+        say(f"concurrent recalls over HTTP ({len(texts)} memories) ...")
+        out["concurrency"] = concurrency.run(
+            real_path, "bench", concurrency.texts_for(_concurrency_calls(args), texts),
+            args.clients, args.concurrency_seconds, workdir / "server.log", say,
+        )
         say("cold start: spawning the server ...")
         out["cold_start"] = measure.cold_start(
             real_path, qtexts[0], "bench", args.cold_runs, workdir / "server.log"
         )
     build.fresh(real_path)
+
+
+def _concurrency_calls(args: argparse.Namespace) -> int:
+    """Distinct task texts the concurrency tier may need (each recall sends a new one):
+    up to 400 recalls/s per row, which is more than 2 cores deliver."""
+    rows = 2 * len(args.clients)
+    return min(80_000, int(rows * args.concurrency_seconds * 400) + 100)
+
+
+def _concurrency_alone(args: argparse.Namespace, embedder: Any, say: Any) -> dict[str, Any]:
+    texts = data.task_texts(args.n_real, seed=0)
+    path = args.workdir / f"concurrency-{args.n_real}-{os.getpid()}.db"
+    concurrency.build_db(path, texts, embedder, args.workdir / "embed-cache", "bench", say)
+    try:
+        say(f"concurrent recalls over HTTP ({len(texts)} memories) ...")
+        return concurrency.run(
+            path, "bench", concurrency.texts_for(_concurrency_calls(args), texts),
+            args.clients, args.concurrency_seconds, args.workdir / "server.log", say,
+        )
+    finally:
+        build.fresh(path)
 
 
 def measure_tier(
@@ -458,6 +507,8 @@ def render(out: dict[str, Any]) -> str:
                 f"outcome updates: {o['reports_per_s']:.0f} reports/s, {o['q_updates_per_s']:.0f} Q updates/s "
                 f"({o['reports']} reports in {o['seconds']:.2f} s)"
             )
+    if out.get("concurrency"):
+        lines += concurrency.render(out["concurrency"])
     cs = out.get("cold_start")
     if cs:
         lines.append(
@@ -535,6 +586,8 @@ def _markdown_tier_tables(out: dict[str, Any]) -> list[str]:
 def render_markdown(out: dict[str, Any]) -> str:
     """The main table, the cost curve and the other figures as Markdown (for docs)."""
     rows = _markdown_tier_tables(out) if out["tiers"] else []
+    if out.get("concurrency"):
+        rows += ["", *concurrency.render_markdown(out["concurrency"])]
     if out.get("realtext"):
         rows += ["", *realtext_tier.render_markdown(out["realtext"])]
     if out.get("curve"):
@@ -551,6 +604,15 @@ def render_markdown(out: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.embed_contention:
+        from . import contention
+
+        out = contention.run(quick=args.quick, say=None if args.quiet else print)
+        print(contention.render(out))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(out, indent=2, default=float))
+        return 0
     if args.hooks:
         from .hooks import render_hooks, run_hooks_bench
 

@@ -216,6 +216,14 @@ class _Precomputed:
         unique = list(dict.fromkeys(texts))
         self._vectors = dict(zip(unique, embedder.embed(unique)))
 
+    @classmethod
+    def of(cls, embedder: Any, texts: Sequence[str], vectors: np.ndarray) -> _Precomputed:
+        """Over vectors computed beforehand (e.g. read from the embedding cache)."""
+        self = cls.__new__(cls)
+        self.model_id, self.dim = embedder.model_id, embedder.dim
+        self._vectors = dict(zip(texts, vectors))
+        return self
+
     def embed(self, texts: list[str]) -> np.ndarray:
         return np.stack([self._vectors[t] for t in texts])
 
