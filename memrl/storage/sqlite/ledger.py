@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import InvalidInputError
@@ -69,6 +69,7 @@ def task(conn: Any, task_id: str) -> TaskRow | None:
         reward=row[4],
         injected=[int(c[0]) for c in cands if c[1]],
         credited=[int(c[0]) for c in cands if c[2]],
+        pool=[int(c[0]) for c in cands],
     )
 
 
@@ -80,9 +81,11 @@ def apply_outcome(
     used_ids: list[int] | None,
     credit: Sequence[int],
     alpha: float | None,
+    rewards: Mapping[int, float] | None = None,
 ) -> Outcome:
     """Record the outcome of an unreported task, mark `credit`, and with `alpha` move their
-    Q as one statement (no read-modify-write). Inside the caller's write transaction."""
+    Q toward `reward` (or `rewards[id]`, per-memory feedback), one statement per reward
+    (no read-modify-write). Inside the caller's write transaction."""
     # The clock is read under the write lock, so reported_at orders the ledger the way the
     # Q updates were applied, also across processes (replayable history).
     now = time.time()
@@ -96,13 +99,19 @@ def apply_outcome(
     if updated is None:
         raise InvalidInputError(f"task {task_id!r} already has an outcome")
     if alpha is not None and credit:
-        rows = conn.execute(
-            "UPDATE memories SET q = q + ? * (? - q), n_updates = n_updates + 1, "
-            "last_reward = ?, updated_at = ? WHERE id IN (SELECT memory_id FROM "
-            f"task_candidates WHERE task_id = ? AND memory_id IN ({marks})) RETURNING id, q",
-            (alpha, reward, reward, now, task_id, *credit),
-        ).fetchall()
-        new_q = {int(r[0]): float(r[1]) for r in rows}
+        groups: dict[float, list[int]] = {}
+        for m in credit:
+            groups.setdefault((rewards or {}).get(m, reward), []).append(m)
+        new_q = {}
+        for r, ids in groups.items():
+            rows = conn.execute(
+                "UPDATE memories SET q = q + ? * (? - q), n_updates = n_updates + 1, "
+                "last_reward = ?, updated_at = ? WHERE id IN (SELECT memory_id FROM "
+                "task_candidates WHERE task_id = ? AND memory_id IN "
+                f"({','.join('?' * len(ids))})) RETURNING id, q",
+                (alpha, r, r, now, task_id, *ids),
+            ).fetchall()
+            new_q.update({int(row[0]): float(row[1]) for row in rows})
     else:
         new_q = q_of(conn, credit)
     if credit:  # marked with the Q right after this outcome: each memory's history

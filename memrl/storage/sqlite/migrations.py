@@ -287,11 +287,72 @@ def m004_inspection(conn: Any, dim: int) -> None:
     conn.execute("CREATE INDEX memories_by_created ON memories(namespace, created_at)")
 
 
+def m006_archive(conn: Any, dim: int) -> None:
+    """The archive of memories that left retrieval, and the ledger of corrections and
+    per-memory feedback.
+
+    - `archived_memories`: a memory's row as it left `memories` (same id: ids are never
+      reused, so restoring it under that id is safe), the float32 vector of the intent it
+      was filed under (the intent may be deleted with its last memory; restoring re-creates
+      it without re-embedding), why (`reason`), the correction that replaced it
+      (`superseded_by`) and when.
+    - `memory_corrections`: every supersession ever made (memory -> its correction); kept
+      when the memory is restored, so `prune` finds superseded leftovers.
+    - `memory_feedback`: the verdicts of report_outcome (useful, incorrect, outdated) per
+      task and memory.
+    """
+    conn.execute(
+        """
+        CREATE TABLE archived_memories (
+            id INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            intent_id INTEGER NOT NULL,
+            intent TEXT NOT NULL,
+            experience TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('success', 'failure', 'note')),
+            q REAL NOT NULL,
+            n_updates INTEGER NOT NULL DEFAULT 0,
+            last_reward REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            content_hash TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            model_id TEXT NOT NULL,
+            source_task_id TEXT,
+            embedding BLOB NOT NULL,
+            reason TEXT NOT NULL
+                CHECK (reason IN ('superseded', 'pruned', 'manual', 'outdated')),
+            superseded_by INTEGER,
+            archived_at REAL NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX archived_memories_namespace ON archived_memories(namespace, id)")
+    conn.execute(
+        "CREATE TABLE memory_corrections (memory_id INTEGER NOT NULL, "
+        "superseded_by INTEGER NOT NULL, created_at REAL NOT NULL, "
+        "PRIMARY KEY (memory_id, superseded_by)) WITHOUT ROWID"
+    )
+    conn.execute(
+        """
+        CREATE TABLE memory_feedback (
+            task_id TEXT NOT NULL REFERENCES tasks(task_id),
+            memory_id INTEGER NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('useful', 'incorrect', 'outdated')),
+            created_at REAL NOT NULL,
+            PRIMARY KEY (task_id, memory_id)
+        ) WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX memory_feedback_memory ON memory_feedback(memory_id)")
+
+
 MIGRATIONS: list[Callable[[Any, int], None]] = [
     m001_initial,
     m002_code_snapshots,
     m003_intents,
     m004_inspection,
+    m006_archive,  # numbered 6: m005 is another change's (the order is set when both land)
 ]
 
 
