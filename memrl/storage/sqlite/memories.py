@@ -270,7 +270,8 @@ def archived(conn: Any, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
 def archived_page(
     conn: Any, namespace: str | None, after_id: int, limit: int
 ) -> list[ArchivedRow]:
-    where, args = "id > ?", [after_id]
+    args: list[Any] = [after_id]
+    where = "id > ?"
     if namespace is not None:
         where, args = "namespace = ? AND id > ?", [namespace, after_id]
     rows = conn.execute(
