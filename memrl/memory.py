@@ -58,7 +58,7 @@ from .errors import InvalidInputError, ModelMismatchError, UnknownTaskError
 from .redaction import clean_metadata, clean_text
 from .retrieval import Candidate, RecallParams
 from .storage import MemoryRow, NewMemory, NewTask, PoolRow, Storage, TaskCandidate, TaskRow
-from .storage.base import ArchivedRow, iter_archived, iter_memories
+from .storage.base import ARCHIVE_REASONS, ArchivedRow, iter_archived, iter_memories
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -144,6 +144,7 @@ class StoreResult:
     namespace: str
     redacted: int = 0  # secrets replaced by [REDACTED] before storing
     superseded: list[int] = field(default_factory=list)  # archived: this memory replaces them
+    archived: bool = False  # stored straight into the archive (Experience.archive_reason)
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class Experience:
     task_id: str | None = None
     metadata: dict[str, Any] | None = field(default=None)
     supersedes: list[int] | None = None  # ids this memory corrects: archived when it is stored
+    archive_reason: str | None = None  # import of an archived memory: archived once stored
 
 
 def content_hash(intent: str, experience: str) -> str:
@@ -218,6 +220,15 @@ def _check_scope(task: TaskRow, namespace: str | None) -> None:
             f"task {task.task_id} belongs to namespace {task.namespace!r}, not {namespace!r}: "
             "use the namespace it was recalled in"
         )
+
+
+def _reason(value: object) -> str:
+    if value not in ARCHIVE_REASONS:
+        raise InvalidInputError(
+            f"archive reason {validation.shown(value)} is invalid: use one of "
+            f"{', '.join(ARCHIVE_REASONS)}"
+        )
+    return str(value)
 
 
 def new_task_id() -> str:
@@ -488,8 +499,12 @@ class Memory:
                         "correction; nothing was stored"
                     )
                 superseded.append(tx.archive_memories(c.supersedes, "superseded", mid))
+            shelved: set[int] = set()
+            for (mid, created), (c, _, _) in zip(results, validated):
+                if created and c.archive_reason is not None:
+                    shelved.update(tx.archive_memories([mid], c.archive_reason))
         out = [
-            StoreResult(mid, created, c.namespace, n, sup)
+            StoreResult(mid, created, c.namespace, n, sup, mid in shelved)
             for (mid, created), (c, _, n), sup in zip(results, validated, superseded)
         ]
         self._prune_if_over([r.namespace for r in out if r.created])
@@ -572,6 +587,7 @@ class Memory:
                 if item.supersedes is None
                 else validation.memory_ids("supersedes", item.supersedes)
             ),
+            archive_reason=None if item.archive_reason is None else _reason(item.archive_reason),
         )
         meta, n_meta = clean_metadata(item.metadata, cfg.max_metadata_chars, cfg.redact_secrets)
         return checked, meta, n_intent + n_exp + n_meta

@@ -24,7 +24,7 @@ from memrl import InvalidInputError, MemoryConfig, db_target
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-CONFIG_FLAGS = ("alpha", "lam", "q_init", "k1", "k2", "delta", "epsilon")
+CONFIG_FLAGS = ("alpha", "lam", "q_init", "k1", "k2", "delta", "epsilon", "capacity")
 
 
 @dataclass(frozen=True)
