@@ -230,7 +230,7 @@ def test_an_archived_memory_shows_why_and_how_to_restore(tmp_path: Path, real_mo
     finally:
         stop(proc)
     assert page.status_code == 200, page.text
-    assert 'id="archived"' in page.text and f"superseded by <a" in page.text
+    assert 'id="archived"' in page.text and "superseded by <a" in page.text
     assert f"memory {fix}</a>" in page.text and f"memrl restore {old}" in page.text
     assert "python -m unittest" in page.text
     assert namespaces.status_code == 200 and ">archived</th>" in namespaces.text
