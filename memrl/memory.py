@@ -633,17 +633,21 @@ class Memory:
         return rows
 
     def forget(self, memory_ids: Sequence[int], namespace: str | None = None) -> ForgetResult:
-        """Delete memories (their vectors too; the ledger keeps its history). With
-        `namespace`, only that namespace's memories are deleted; the others are named in
-        `refused` and left alone."""
+        """Delete memories (their vectors too; the ledger keeps its history), archived ones
+        included. With `namespace`, only that namespace's memories are deleted; the others
+        are named in `refused` and left alone."""
         ids = validation.memory_ids("ids", memory_ids)
         with self.storage.write() as tx:
             rows = tx.get(ids)
+            shelved = {m: a.memory for m, a in tx.archived(ids).items()}
             refused = sorted(
-                mid for mid, row in rows.items() if namespace is not None and row.namespace != namespace
+                mid
+                for mid, row in [*rows.items(), *shelved.items()]
+                if namespace is not None and row.namespace != namespace
             )
             deleted = tx.delete_memories([mid for mid in rows if mid not in refused])
-            remaining = sorted(tx.get(ids))
+            deleted += tx.delete_archived([mid for mid in shelved if mid not in refused])
+            remaining = sorted([*tx.get(ids), *tx.archived(ids)])
         return ForgetResult(ids, deleted, remaining, refused)
 
     # -- the archive and forgetting by utility -------------------------------------------------

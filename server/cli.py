@@ -236,7 +236,9 @@ def _others(sub: argparse._SubParsersAction) -> None:
     _q_init(p)
     p.add_argument("file", help="a file written by `memrl export` ('-' for stdin)")
 
-    p = sub.add_parser("forget", help="delete memories by id (the ledger keeps its history)")
+    p = sub.add_parser(
+        "forget", help="delete memories by id, archived ones too (the ledger keeps its history)"
+    )
     _common(p)
     _namespace(p, "only memories of this namespace are deleted (default: this git repo)")
     p.add_argument("ids", nargs="+", type=int, metavar="ID", help="memory ids to delete")

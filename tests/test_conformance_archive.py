@@ -70,6 +70,19 @@ def test_a_pending_task_credits_a_restored_memory_by_its_id(open_memory) -> None
     assert memory.report(task.task_id, success=True).credited == {a: 0.5}
 
 
+def test_forget_deletes_archived_memories_for_good(open_memory, sql) -> None:
+    memory = open_memory(FakeEmbedder(), GATE_OPEN)
+    a = memory.store_experience("deploy", "way a", namespace="p").id
+    b = memory.store_experience("build", "way b", namespace="q").id
+    memory.archive([a], "p")
+    memory.archive([b], "q")
+    out = memory.forget([a, b], "p")
+    assert (out.deleted, out.still_present, out.refused) == (1, [b], [b])
+    assert sql(memory.storage, "SELECT id FROM archived_memories") == [(b,)]
+    with pytest.raises(InvalidInputError, match=rf"no archived memory has id \[{a}\]"):
+        memory.restore([a])
+
+
 @pytest.mark.parametrize("case", ["live", "unknown", "other namespace"])
 def test_restore_checks_every_id_and_changes_nothing_on_error(open_memory, snapshot, case) -> None:
     memory = open_memory(FakeEmbedder(), GATE_OPEN)

@@ -274,6 +274,9 @@ class WriteTx(ReadTx, Protocol):
         """Move live memories to the archive (as a delete leaves retrieval); the ids moved.
         With `superseded_by`, the correction is also recorded in `memory_corrections`."""
 
+    def delete_archived(self, memory_ids: Sequence[int]) -> int:
+        """Delete archived memories for good (forget); how many rows went."""
+
     def restore_memories(self, memory_ids: Sequence[int], config: MemoryConfig) -> list[int]:
         """Move archived memories back under their ids and intents; the ids restored.
         InvalidInputError if a live memory of the namespace holds the same content."""

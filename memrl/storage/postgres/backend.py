@@ -190,6 +190,9 @@ class PostgresTx:
     ) -> list[int]:
         return memories.archive(self.conn, memory_ids, reason, superseded_by)
 
+    def delete_archived(self, memory_ids: Sequence[int]) -> int:
+        return memories.delete_archived(self.conn, memory_ids)
+
     def restore_memories(self, memory_ids: Sequence[int], config: MemoryConfig) -> list[int]:
         return memories.restore(self.conn, memory_ids, self._s.model_id, config, self._s.dim)
 

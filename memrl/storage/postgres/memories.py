@@ -271,6 +271,13 @@ def restore(
     return restored
 
 
+def delete_archived(conn: Any, memory_ids: Sequence[int]) -> int:
+    ids = sorted(set(int(m) for m in memory_ids))
+    if not ids:
+        return 0
+    return int(conn.execute("DELETE FROM archived_memories WHERE id = ANY(%s)", (ids,)).rowcount)
+
+
 def archived(conn: Any, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
     ids = [int(m) for m in memory_ids]
     if not ids:

@@ -152,6 +152,9 @@ class SqliteTx:
     ) -> list[int]:
         return memories.archive(self.conn, self._s.index, memory_ids, reason, superseded_by)
 
+    def delete_archived(self, memory_ids: Sequence[int]) -> int:
+        return memories.delete_archived(self.conn, memory_ids)
+
     def restore_memories(self, memory_ids: Sequence[int], config: MemoryConfig) -> list[int]:
         return memories.restore(self.conn, self._s.index, memory_ids, self._s.model_id, config)
 

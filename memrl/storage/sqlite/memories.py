@@ -245,6 +245,17 @@ def restore(
     return restored
 
 
+def delete_archived(conn: Any, memory_ids: Sequence[int]) -> int:
+    ids = sorted(set(int(m) for m in memory_ids))
+    gone = 0
+    for start in range(0, len(ids), _CHUNK):
+        gone += conn.execute(
+            "DELETE FROM archived_memories WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids[start : start + _CHUNK]),),
+        ).rowcount
+    return int(gone)
+
+
 def _existing(conn: Any, namespace: str, content_hash: str) -> int | None:
     row = conn.execute(
         "SELECT id FROM memories WHERE namespace = ? AND content_hash = ?",
