@@ -361,6 +361,8 @@ class Memory:
             rewards, outdated = self._verdicts(task, verdicts)
             credit = sorted((set(credit) | set(rewards)) - set(outdated))
             alpha = self.config.alpha if self.config.learning else None
+            if outdated:  # two sets of rows change: take their locks at once, in id order
+                tx.lock_memories([*credit, *outdated])
             done = tx.apply_outcome(task_id, outcome, r, used, credit, alpha, rewards)
             if verdicts:
                 tx.record_feedback(task_id, verdicts)
@@ -475,6 +477,9 @@ class Memory:
         superseded: list[list[int]] = []
         with self.storage.write() as tx:
             claimed: set[int] = set()
+            corrected = [m for c, _, _ in validated for m in c.supersedes or []]
+            if corrected:  # checked and archived under their locks: no one moves them between
+                tx.lock_memories(corrected)
             for c, _, _ in validated:
                 if c.task_id is not None:
                     self._check_task_link(tx.task(c.task_id), c)
@@ -668,6 +673,7 @@ class Memory:
         if not ids:
             raise InvalidInputError("ids is empty: name the memories to archive")
         with self.storage.write() as tx:
+            tx.lock_memories(ids)
             self._check_live(tx, ids, namespace, "archive")
             done = tx.archive_memories(ids, reason)
         return ArchiveResult(done, reason)

@@ -274,6 +274,11 @@ class WriteTx(ReadTx, Protocol):
         """Move live memories to the archive (as a delete leaves retrieval); the ids moved.
         With `superseded_by`, the correction is also recorded in `memory_corrections`."""
 
+    def lock_memories(self, memory_ids: Sequence[int]) -> None:
+        """Hold the rows of these memories until the transaction ends, taken in id order
+        (PostgreSQL; SQLite's write transaction holds the whole file): a write that then
+        changes two sets of them (credit, archive) cannot deadlock with another."""
+
     def delete_archived(self, memory_ids: Sequence[int]) -> int:
         """Delete archived memories for good (forget); how many rows went."""
 

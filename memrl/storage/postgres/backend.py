@@ -190,6 +190,13 @@ class PostgresTx:
     ) -> list[int]:
         return memories.archive(self.conn, memory_ids, reason, superseded_by)
 
+    def lock_memories(self, memory_ids: Sequence[int]) -> None:
+        ids = sorted(set(int(m) for m in memory_ids))
+        if ids:
+            self.conn.execute(
+                "SELECT id FROM memories WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,)
+            ).fetchall()
+
     def delete_archived(self, memory_ids: Sequence[int]) -> int:
         return memories.delete_archived(self.conn, memory_ids)
 

@@ -152,6 +152,9 @@ class SqliteTx:
     ) -> list[int]:
         return memories.archive(self.conn, self._s.index, memory_ids, reason, superseded_by)
 
+    def lock_memories(self, memory_ids: Sequence[int]) -> None:
+        """Nothing to do: the write transaction holds the file."""
+
     def delete_archived(self, memory_ids: Sequence[int]) -> int:
         return memories.delete_archived(self.conn, memory_ids)
 
