@@ -199,7 +199,7 @@ class Experience:
     namespace: str = DEFAULT_NAMESPACE
     task_id: str | None = None
     metadata: dict[str, Any] | None = field(default=None)
-    supersedes: list[int] | None = None  # ids this memory corrects: archived when it is stored
+    supersedes: Sequence[int] | None = None  # ids this memory corrects: archived once stored
     archive_reason: str | None = None  # import of an archived memory: archived once stored
 
 
@@ -454,10 +454,7 @@ class Memory:
         (reason 'superseded') in the same transaction, and recall returns this one instead."""
         return self.store_many(
             [
-                Experience(
-                    intent, experience, kind, namespace, task_id, metadata,
-                    None if supersedes is None else list(supersedes),
-                )
+                Experience(intent, experience, kind, namespace, task_id, metadata, supersedes)
             ]
         )[0]
 
