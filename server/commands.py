@@ -49,19 +49,8 @@ def recall(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -
     print_json(RecallOutput.from_result(result).model_dump())
 
 
-def _used_ids(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as e:
-        raise InvalidInputError(
-            f"--used must be comma-separated memory ids like 12,15, got {text!r:.60}"
-        ) from e
-
-
 def _ids(flag: str, text: str | None) -> list[int] | None:
-    """`--supersedes 12,15`: comma-separated memory ids."""
+    """`--used 12,15`, `--supersedes 12,15`: comma-separated memory ids."""
     if text is None:
         return None
     try:
@@ -101,7 +90,7 @@ def report(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -
         args.task_id,
         success=True if args.success else False if args.failure else None,
         reward=args.reward,
-        used_ids=_used_ids(args.used),
+        used_ids=_ids("--used", args.used),
         reflection=args.reflection,
         namespace=settings.namespace,
         feedback=_feedback(args.feedback),
