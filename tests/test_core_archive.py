@@ -51,3 +51,34 @@ def test_feedback_and_ids_flags() -> None:
     assert _ids("--supersedes", "3,4") == [3, 4]
     with pytest.raises(InvalidInputError, match="--supersedes must be comma-separated"):
         _ids("--supersedes", "3;4")
+
+
+def test_a_file_of_the_previous_schema_gets_the_archive(tmp_path) -> None:
+    """A database written before the archive existed: reopening adds its tables, keeps every
+    memory, and the archive works on the old rows."""
+    from fake_embedder import FakeEmbedder
+
+    from memrl import Memory, MemoryConfig, open_storage
+    from memrl.storage.sqlite.migrations import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    embedder = FakeEmbedder()
+    store = open_storage(path, embedder.dim, embedder.model_id)
+    memory = Memory(store, embedder, MemoryConfig(delta=-1.0))
+    a = memory.store_experience("deploy", "way a").id
+    conn = store._conn  # type: ignore[attr-defined]
+    for table in ("archived_memories", "memory_corrections", "memory_feedback"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    memory.close()
+
+    store = open_storage(path, embedder.dim, embedder.model_id)
+    memory = Memory(store, embedder, MemoryConfig(delta=-1.0))
+    try:
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)  # type: ignore[attr-defined]
+        assert memory.get(a) is not None
+        fix = memory.store_experience("deploy", "way b", supersedes=[a]).id
+        assert [m.id for m in memory.recall("deploy").injected] == [fix]
+        assert memory.restore([a]).restored == [a]
+    finally:
+        memory.close()
