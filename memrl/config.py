@@ -46,6 +46,14 @@ class MemoryConfig:
     max_intent_chars: int = 4_000
     max_experience_chars: int = 20_000
     max_metadata_chars: int = 10_000
+    # Forgetting by utility (Memory.prune): a namespace holds at most `capacity` memories
+    # in retrieval (None: no limit); above it, prune archives superseded leftovers, then
+    # memories with Q < prune_q_below after at least prune_min_updates outcomes, then
+    # memories not injected (or created, if never injected) for prune_stale_days.
+    capacity: int | None = None
+    prune_min_updates: int = 3
+    prune_q_below: float = 0.0
+    prune_stale_days: float = 30.0
 
     @property
     def rule(self) -> LearningRule | None:
@@ -79,6 +87,24 @@ class MemoryConfig:
         if self.change_threshold is not None:
             _check(0.0 < self.change_threshold <= 2.0,
                    f"change_threshold must be in (0, 2], got {self.change_threshold}")
+        if self.capacity is not None:
+            _check(
+                0 <= self.capacity <= 10**9,
+                f"capacity must be an integer in 0..1000000000 (memories per namespace), "
+                f"got {self.capacity}",
+            )
+        _check(
+            1 <= self.prune_min_updates <= 10**9,
+            f"prune_min_updates must be at least 1, got {self.prune_min_updates}",
+        )
+        _check(
+            -1.0 <= self.prune_q_below <= 1.0,
+            f"prune_q_below must be in [-1, 1], got {self.prune_q_below}",
+        )
+        _check(
+            0.0 < self.prune_stale_days <= 36_500.0,
+            f"prune_stale_days must be in (0, 36500], got {self.prune_stale_days}",
+        )
         for name in ("success_reward", "failure_reward"):
             r = getattr(self, name)
             _check(-1.0 <= r <= 1.0, f"{name} must be in [-1, 1], got {r}")
@@ -86,8 +112,10 @@ class MemoryConfig:
 
 def _check_type(name: str, declared: str, value: object) -> None:
     """Refuse e.g. k1=2.5, k1='3' or alpha=True before a comparison or SQL sees them."""
-    if value is None and declared.endswith("| None"):
-        return
+    if declared.endswith(" | None"):
+        if value is None:
+            return
+        declared = declared[: -len(" | None")]
     if declared == "bool":
         ok, wanted = isinstance(value, bool), "true or false"
     elif declared == "str":

@@ -24,6 +24,7 @@ from .storage.base import (
     MEMORY_SORTS,
     OUTCOME_FILTERS,
     Appearance,
+    ArchivedRow,
     LedgerEntry,
     LedgerFilter,
     MemoryFilter,
@@ -61,6 +62,7 @@ class MemoryHistory:
     usage: Usage
     appearances: list[Appearance]  # newest first
     q_history: list[tuple[float, float]]
+    archived: ArchivedRow | None = None  # the archive's row, when it left retrieval that way
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,8 @@ def memory_history(storage: Storage, memory_id: int, limit: int) -> MemoryHistor
         history = r.q_history([memory_id], 10_000).get(memory_id, [])
     with storage.read() as tx:
         memory = tx.get([memory_id]).get(memory_id)
-    return MemoryHistory(memory, usage, appearances, history)
+        archived = None if memory is not None else tx.archived([memory_id]).get(memory_id)
+    return MemoryHistory(memory, usage, appearances, history, archived)
 
 
 def ledger_filter(

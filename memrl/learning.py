@@ -41,15 +41,12 @@ class LearningRule:
     alpha_recent: float = 0.7
     change_threshold: float | None = None  # None: no change detection
 
-    def params(self, reward: float) -> dict[str, float]:
-        """The named SQL parameters of `set_clause` for one outcome."""
+    def params(self) -> dict[str, float]:
+        """The named SQL parameters of `set_clause` (the reward is the caller's)."""
         return {
             "alpha": self.alpha,
             "alpha_recent": self.alpha_recent,
             "threshold": NEVER if self.change_threshold is None else self.change_threshold,
-            "r": reward,
-            "win": (1.0 + reward) / 2.0,
-            "loss": (1.0 - reward) / 2.0,
         }
 
 
@@ -78,22 +75,24 @@ def posterior_sd(successes: float, failures: float) -> float:
 
 def update(state: Evidence, reward: float, rule: LearningRule) -> Evidence:
     """What one credited outcome does to a memory (the rule `set_clause` applies in SQL)."""
-    p = rule.params(reward)
+    threshold = rule.params()["threshold"]
+    win, loss = (1.0 + reward) / 2.0, (1.0 - reward) / 2.0
     q = state.q + rule.alpha * (reward - state.q)
     recent = state.q_recent + rule.alpha_recent * (reward - state.q_recent)
-    s, f = state.successes + p["win"], state.failures + p["loss"]
-    if abs(recent - posterior_mean(s, f)) > p["threshold"]:
-        return Evidence(recent, recent, p["win"], p["loss"])
+    s, f = state.successes + win, state.failures + loss
+    if abs(recent - posterior_mean(s, f)) > threshold:
+        return Evidence(recent, recent, win, loss)
     return Evidence(q, recent, s, f)
 
 
-def set_clause(param: Callable[[str], str]) -> str:
+def set_clause(param: Callable[[str], str], reward: str) -> str:
     """The SET assignments of the rule for an UPDATE of `memories` (the right-hand sides see
     the row before the update, in SQLite and PostgreSQL alike). `param(name)` writes a
-    named placeholder (':name' or '%(name)s')."""
-    alpha, recent_rate, threshold, r, win, loss = (
-        param(n) for n in ("alpha", "alpha_recent", "threshold", "r", "win", "loss")
-    )
+    named placeholder (':name' or '%(name)s') of `LearningRule.params`; `reward` is the SQL
+    expression of the memory's reward (a placeholder, or a joined column)."""
+    alpha, recent_rate, threshold = (param(n) for n in ("alpha", "alpha_recent", "threshold"))
+    r = f"({reward})"
+    win, loss = f"((1.0 + {r}) / 2.0)", f"((1.0 - {r}) / 2.0)"
     recent = f"(q_recent + {recent_rate} * ({r} - q_recent))"
     a, b = f"(1.0 + successes + {win})", f"(1.0 + failures + {loss})"
     changed = f"abs({recent} - (2.0 * {a} / ({a} + {b}) - 1.0)) > {threshold}"

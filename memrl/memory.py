@@ -11,6 +11,30 @@ records the outcome while crediting no memory. A credited memory that was forgot
 the recall is skipped and named in the result (`forgotten`): ids are never reused, so a
 pending task never credits a newcomer.
 
+Per-memory feedback (`report(..., feedback={id: verdict})`): every id must be in the task's
+phase-A pool. `useful`: the memory is credited with `success_reward` whatever the task's
+outcome (even if `used_ids` left it out); `incorrect`: credited with `failure_reward`
+whatever the outcome; `outdated`: not credited, archived with reason 'outdated'. A verdict
+overrides `used_ids` for its memory. The verdicts are logged in the ledger
+(`memory_feedback`); like the outcome, they apply once.
+
+The archive: a memory leaves retrieval without being lost. `archive` (reason 'manual'),
+a correction (`store_experience(..., supersedes=[ids])`: reason 'superseded'), an
+'outdated' verdict and `prune` (reason 'pruned') move memories to the archive through the
+path of forget (an intent left empty leaves the search index); `restore` brings them back
+under the same ids. Every id is checked at entry: it must exist (live, or archived for a
+restore) and belong to the call's namespace, else InvalidInputError and nothing is written.
+
+Forgetting by utility (`prune`), with a capacity C per namespace (MemoryConfig.capacity
+or the call's): while the namespace holds more than C memories, archive in this order
+1. superseded leftovers: memories superseded by a correction that is live too (restored
+   after being superseded), oldest id first;
+2. memories with evidence of low utility: n_updates >= prune_min_updates and
+   Q < prune_q_below, lowest Q first;
+3. stale memories: not injected for prune_stale_days days (never injected: counted from
+   their creation), least recently used first.
+What no rule selects stays, even above the capacity (the result says how many).
+
 Scopes: a task belongs to the namespace it was recalled in. Reporting it, or linking a
 memory to it, from another namespace is refused; so is forgetting another namespace's
 memory when the caller names its namespace.
@@ -21,7 +45,8 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +58,7 @@ from .errors import InvalidInputError, ModelMismatchError, UnknownTaskError
 from .redaction import clean_metadata, clean_text
 from .retrieval import Candidate, RecallParams
 from .storage import MemoryRow, NewMemory, NewTask, PoolRow, Storage, TaskCandidate, TaskRow
-from .storage.base import iter_memories
+from .storage.base import ARCHIVE_REASONS, ArchivedRow, iter_archived, iter_memories
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -100,6 +125,8 @@ class OutcomeResult:
     credited: dict[int, float]  # memory id -> Q now
     reflection_id: int | None = None
     forgotten: list[int] = field(default_factory=list)  # credited, but deleted since the recall
+    feedback: dict[int, str] = field(default_factory=dict)  # the verdicts applied
+    archived: list[int] = field(default_factory=list)  # 'outdated' memories archived
 
     @property
     def message(self) -> str:
@@ -107,8 +134,16 @@ class OutcomeResult:
             return f"Outcome for task {self.task_id} was already reported; nothing changed."
         credited = _count(len(self.credited), "memory", "memories")
         text = f"Outcome recorded; {credited} credited with reward {self.reward:+g}."
+        verdicts = {v: [m for m, w in self.feedback.items() if w == v] for v in validation.VERDICTS}
+        if verdicts["useful"] or verdicts["incorrect"]:
+            text += (
+                f" Feedback: useful {verdicts['useful']}, incorrect {verdicts['incorrect']} "
+                "credited with the success / failure reward."
+            )
         if self.forgotten:
             text += f" Memories {self.forgotten} were forgotten since the recall: not credited."
+        if self.archived:
+            text += f" Memories {self.archived} marked outdated were archived."
         return text
 
 
@@ -118,6 +153,42 @@ class StoreResult:
     created: bool
     namespace: str
     redacted: int = 0  # secrets replaced by [REDACTED] before storing
+    superseded: list[int] = field(default_factory=list)  # archived: this memory replaces them
+    archived: bool = False  # stored straight into the archive (Experience.archive_reason)
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    archived: list[int]
+    reason: str
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    restored: list[int]
+
+
+@dataclass(frozen=True)
+class PruneChoice:
+    """A memory `prune` archives (or would, in a dry run), and the rule that chose it."""
+
+    id: int
+    rule: str  # superseded | low-q | stale
+    q: float
+    n_updates: int
+    last_injected: float | None
+    why: str
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    namespace: str
+    capacity: int
+    before: int  # memories in retrieval before
+    after: int  # ... and after (before, in a dry run: nothing was written)
+    chosen: list[PruneChoice]
+    dry_run: bool
+    over: int  # still above capacity: no rule selects more
 
 
 @dataclass(frozen=True)
@@ -138,6 +209,8 @@ class Experience:
     namespace: str = DEFAULT_NAMESPACE
     task_id: str | None = None
     metadata: dict[str, Any] | None = field(default=None)
+    supersedes: Sequence[int] | None = None  # ids this memory corrects: archived once stored
+    archive_reason: str | None = None  # import of an archived memory: archived once stored
 
 
 def content_hash(intent: str, experience: str) -> str:
@@ -157,6 +230,15 @@ def _check_scope(task: TaskRow, namespace: str | None) -> None:
             f"task {task.task_id} belongs to namespace {task.namespace!r}, not {namespace!r}: "
             "use the namespace it was recalled in"
         )
+
+
+def _reason(value: object) -> str:
+    if value not in ARCHIVE_REASONS:
+        raise InvalidInputError(
+            f"archive reason {validation.shown(value)} is invalid: use one of "
+            f"{', '.join(ARCHIVE_REASONS)}"
+        )
+    return str(value)
 
 
 def new_task_id() -> str:
@@ -262,12 +344,15 @@ class Memory:
         used_ids: Sequence[int] | None = None,
         reflection: str | None = None,
         namespace: str | None = None,
+        feedback: Mapping[int, str] | None = None,
     ) -> OutcomeResult:
         """Apply Q <- Q + alpha (r - Q) to the credited memories of `task_id`, exactly once.
-        With `namespace`, the task must have been recalled in it."""
+        With `namespace`, the task must have been recalled in it. `feedback`: per-memory
+        verdicts (module docstring)."""
         task_id = validation.task_id(task_id)
         outcome, r = self._reward(success, reward)
         used = None if used_ids is None else validation.memory_ids("used_ids", used_ids)
+        verdicts = [] if feedback is None else validation.feedback(feedback)
         if namespace is not None:
             namespace = validation.namespace(namespace)
         lesson = None
@@ -281,11 +366,39 @@ class Memory:
             if task.reward is not None:
                 return OutcomeResult(task_id, False, float(task.reward), tx.q_of(task.credited))
             credit = self._credit(task, used)
-            done = tx.apply_outcome(task_id, outcome, r, used, credit, self.config.rule)
+            rewards, outdated = self._verdicts(task, verdicts)
+            credit = sorted((set(credit) | set(rewards)) - set(outdated))
+            if outdated:  # two sets of rows change: take their locks at once, in id order
+                tx.lock_memories([*credit, *outdated])
+            done = tx.apply_outcome(task_id, outcome, r, used, credit, self.config.rule, rewards)
+            if verdicts:
+                tx.record_feedback(task_id, verdicts)
+            archived = tx.archive_memories(outdated, "outdated") if outdated else []
             reflection_id = None
             if lesson is not None:
                 [(reflection_id, _)] = tx.insert_memories([lesson], self.config)
-        return OutcomeResult(task_id, True, r, done.new_q, reflection_id, done.forgotten)
+        return OutcomeResult(
+            task_id, True, r, done.new_q, reflection_id, done.forgotten, dict(verdicts), archived
+        )
+
+    def _verdicts(
+        self, task: TaskRow, verdicts: list[tuple[int, str]]
+    ) -> tuple[dict[int, float], list[int]]:
+        """The per-memory rewards of `useful` / `incorrect` and the `outdated` ids; every
+        id must be in the task's pool."""
+        stray = sorted(m for m, _ in verdicts if m not in set(task.pool))
+        if stray:
+            raise InvalidInputError(
+                f"feedback names memories {stray} that were not in task {task.task_id}'s "
+                f"pool (pool: {task.pool}): give feedback only on memories the recall returned"
+            )
+        cfg = self.config
+        rewards = {
+            m: cfg.success_reward if v == "useful" else cfg.failure_reward
+            for m, v in verdicts
+            if v != "outdated"
+        }
+        return rewards, [m for m, v in verdicts if v == "outdated"]
 
     @staticmethod
     def _credit(task: TaskRow, used: list[int] | None) -> list[int]:
@@ -341,10 +454,15 @@ class Memory:
         *,
         task_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        supersedes: Sequence[int] | None = None,
     ) -> StoreResult:
-        """Store one experience with Q_init; the same intent + experience again returns its id."""
+        """Store one experience with Q_init; the same intent + experience again returns its id.
+        `supersedes`: ids of memories of the namespace this one corrects; they are archived
+        (reason 'superseded') in the same transaction, and recall returns this one instead."""
         return self.store_many(
-            [Experience(intent, experience, kind, namespace, task_id, metadata)]
+            [
+                Experience(intent, experience, kind, namespace, task_id, metadata, supersedes)
+            ]
         )[0]
 
     def store_many(
@@ -360,15 +478,75 @@ class Memory:
             self._new_memory(c, meta, v, **(learned[i] if learned else {}))
             for i, ((c, meta, _), v) in enumerate(zip(validated, vectors))
         ]
+        superseded: list[list[int]] = []
         with self.storage.write() as tx:
+            claimed: set[int] = set()
+            corrected = [m for c, _, _ in validated for m in c.supersedes or []]
+            if corrected:  # checked and archived under their locks: no one moves them between
+                tx.lock_memories(corrected)
             for c, _, _ in validated:
                 if c.task_id is not None:
                     self._check_task_link(tx.task(c.task_id), c)
+                if c.supersedes:
+                    self._check_live(tx, c.supersedes, c.namespace, "supersedes")
+                    twice = sorted(claimed & set(c.supersedes))
+                    if twice:
+                        raise InvalidInputError(
+                            f"supersedes: memories {twice} are superseded by two items: "
+                            "name each superseded memory once; nothing was stored"
+                        )
+                    claimed.update(c.supersedes)
             results = tx.insert_memories(rows, self.config)
-        return [
-            StoreResult(mid, created, c.namespace, n)
-            for (mid, created), (c, _, n) in zip(results, validated)
+            for (mid, _), (c, _, _) in zip(results, validated):
+                if not c.supersedes:
+                    superseded.append([])
+                    continue
+                if mid in c.supersedes:
+                    raise InvalidInputError(
+                        f"supersedes: the correction has the same intent and experience as "
+                        f"memory {mid}, which it would supersede: change the text of the "
+                        "correction; nothing was stored"
+                    )
+                superseded.append(tx.archive_memories(c.supersedes, "superseded", mid))
+            shelved: set[int] = set()
+            for (mid, created), (c, _, _) in zip(results, validated):
+                if created and c.archive_reason is not None:
+                    shelved.update(tx.archive_memories([mid], c.archive_reason))
+        out = [
+            StoreResult(mid, created, c.namespace, n, sup, mid in shelved)
+            for (mid, created), (c, _, n), sup in zip(results, validated, superseded)
         ]
+        self._prune_if_over([r.namespace for r in out if r.created])
+        return out
+
+    def _check_live(self, tx: Any, ids: Sequence[int], namespace: str | None, name: str) -> None:
+        """Every id is a live memory (of `namespace`, if given); else InvalidInputError
+        naming the ids and what to fix."""
+        rows = tx.get(ids)
+        missing = [m for m in ids if m not in rows]
+        shelved = tx.archived(missing) if missing else {}
+        other = sorted(
+            m for m, row in [*rows.items(), *((k, a.memory) for k, a in shelved.items())]
+            if namespace is not None and row.namespace != namespace
+        )
+        problems = []
+        unknown = sorted(m for m in missing if m not in shelved)
+        if unknown:
+            problems.append(f"no memory has id {unknown}")
+        if other:
+            problems.append(f"memories {other} are not in namespace {namespace!r}")
+        archived = sorted(m for m in shelved if m not in other)
+        if archived:
+            why = ", ".join(f"{m}: {shelved[m].reason}" for m in archived)
+            problems.append(
+                f"memories {archived} are archived ({why}): restore them first, or leave "
+                "them out"
+            )
+        if problems:
+            raise InvalidInputError(
+                f"{name}: {'; '.join(problems)}. Name live memories of the namespace; "
+                "nothing was written"
+            )
 
     @staticmethod
     def _check_task_link(task: TaskRow | None, item: Experience) -> None:
@@ -413,6 +591,12 @@ class Memory:
             kind=validation.kind(item.kind),
             namespace=validation.namespace(item.namespace),
             task_id=None if item.task_id is None else validation.task_id(item.task_id),
+            supersedes=(
+                None
+                if item.supersedes is None
+                else validation.memory_ids("supersedes", item.supersedes)
+            ),
+            archive_reason=None if item.archive_reason is None else _reason(item.archive_reason),
         )
         meta, n_meta = clean_metadata(item.metadata, cfg.max_metadata_chars, cfg.redact_secrets)
         return checked, meta, n_intent + n_exp + n_meta
@@ -458,18 +642,197 @@ class Memory:
         return rows
 
     def forget(self, memory_ids: Sequence[int], namespace: str | None = None) -> ForgetResult:
-        """Delete memories (their vectors too; the ledger keeps its history). With
-        `namespace`, only that namespace's memories are deleted; the others are named in
-        `refused` and left alone."""
+        """Delete memories (their vectors too; the ledger keeps its history), archived ones
+        included. With `namespace`, only that namespace's memories are deleted; the others
+        are named in `refused` and left alone."""
         ids = validation.memory_ids("ids", memory_ids)
         with self.storage.write() as tx:
             rows = tx.get(ids)
+            shelved = {m: a.memory for m, a in tx.archived(ids).items()}
             refused = sorted(
-                mid for mid, row in rows.items() if namespace is not None and row.namespace != namespace
+                mid
+                for mid, row in [*rows.items(), *shelved.items()]
+                if namespace is not None and row.namespace != namespace
             )
             deleted = tx.delete_memories([mid for mid in rows if mid not in refused])
-            remaining = sorted(tx.get(ids))
+            deleted += tx.delete_archived([mid for mid in shelved if mid not in refused])
+            remaining = sorted([*tx.get(ids), *tx.archived(ids)])
         return ForgetResult(ids, deleted, remaining, refused)
+
+    # -- the archive and forgetting by utility -------------------------------------------------
+
+    def archive(
+        self, memory_ids: Sequence[int], namespace: str | None = None, reason: str = "manual"
+    ) -> ArchiveResult:
+        """Move live memories out of retrieval into the archive (restorable, same ids).
+        Every id must be live (and of `namespace`, if given), else nothing is archived."""
+        ids = validation.memory_ids("ids", memory_ids)
+        if reason not in ("manual", "pruned", "outdated"):
+            raise InvalidInputError(
+                f"reason {validation.shown(reason)} is invalid: use manual, pruned or outdated "
+                "(a correction archives with reason superseded: store it with supersedes)"
+            )
+        if namespace is not None:
+            namespace = validation.namespace(namespace)
+        if not ids:
+            raise InvalidInputError("ids is empty: name the memories to archive")
+        with self.storage.write() as tx:
+            tx.lock_memories(ids)
+            self._check_live(tx, ids, namespace, "archive")
+            done = tx.archive_memories(ids, reason)
+        return ArchiveResult(done, reason)
+
+    def restore(self, memory_ids: Sequence[int], namespace: str | None = None) -> RestoreResult:
+        """Bring archived memories back into retrieval under their ids. Every id must be
+        archived (and of `namespace`, if given), else nothing is restored."""
+        ids = validation.memory_ids("ids", memory_ids)
+        if namespace is not None:
+            namespace = validation.namespace(namespace)
+        if not ids:
+            raise InvalidInputError("ids is empty: name the archived memories to restore")
+        with self.storage.write() as tx:
+            shelved = tx.archived(ids)
+            missing = [m for m in ids if m not in shelved]
+            live = sorted(tx.get(missing)) if missing else []
+            problems = []
+            if live:
+                problems.append(f"memories {live} are not archived (they are in retrieval)")
+            unknown = sorted(set(missing) - set(live))
+            if unknown:
+                problems.append(f"no archived memory has id {unknown}")
+            other = sorted(
+                m for m, a in shelved.items()
+                if namespace is not None and a.memory.namespace != namespace
+            )
+            if other:
+                problems.append(f"archived memories {other} are not in namespace {namespace!r}")
+            if problems:
+                raise InvalidInputError(
+                    f"restore: {'; '.join(problems)}. Name archived memories of the namespace "
+                    "(`memrl stats` counts them, `memrl export --archived` lists them); "
+                    "nothing was restored"
+                )
+            done = tx.restore_memories(ids, self.config)
+        return RestoreResult(done)
+
+    def iter_archived(self, namespace: str | None = None) -> Iterator[ArchivedRow]:
+        """Every archived memory (of one namespace, or all), oldest id first."""
+        return iter_archived(self.storage, namespace)
+
+    def prune(
+        self,
+        namespace: str = DEFAULT_NAMESPACE,
+        capacity: int | None = None,
+        *,
+        dry_run: bool = False,
+        now: float | None = None,
+    ) -> PruneResult:
+        """Archive (reason 'pruned') what the rule of the module docstring selects until the
+        namespace holds at most `capacity` memories (default: MemoryConfig.capacity).
+        `dry_run` writes nothing and returns what would go and why."""
+        cfg = self.config
+        if capacity is None:
+            capacity = cfg.capacity
+        if capacity is None:
+            raise InvalidInputError(
+                "no capacity: pass one (memrl prune --capacity N) or set it on the server "
+                "(memrl serve --capacity N)"
+            )
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+            raise InvalidInputError(
+                f"capacity must be an integer >= 0, got {validation.shown(capacity)}"
+            )
+        namespace = validation.namespace(namespace)
+        now = time.time() if now is None else now
+        rows = {m.id: m for m in self.iter_memories(namespace)}
+        before = len(rows)
+        excess = before - capacity
+        chosen: list[PruneChoice] = []
+        if excess > 0:
+            chosen = self._prune_choices(namespace, rows, excess, now)
+        if dry_run or not chosen:
+            return PruneResult(
+                namespace, capacity, before, before, chosen, dry_run,
+                max(0, excess - len(chosen)) if excess > 0 else 0,
+            )
+        with self.storage.write() as tx:
+            done = set(tx.archive_memories([c.id for c in chosen], "pruned"))
+            after = tx.stats(namespace)
+        chosen = [c for c in chosen if c.id in done]
+        left = after[0]["memories"] if after else 0
+        return PruneResult(
+            namespace, capacity, before, left, chosen, False, max(0, left - capacity)
+        )
+
+    def _prune_choices(
+        self, namespace: str, rows: dict[int, MemoryRow], excess: int, now: float
+    ) -> list[PruneChoice]:
+        cfg = self.config
+        with self.storage.read() as r:
+            leftovers = [m for m in r.superseded_live(namespace) if m in rows]
+        with self.storage.inspect() as i:
+            usage = i.usage(list(rows))
+        last = {m: usage[m].last_injected if m in usage else None for m in rows}
+        stale_after = cfg.prune_stale_days * 86_400.0
+
+        def choice(mid: int, rule: str, why: str) -> PruneChoice:
+            row = rows[mid]
+            return PruneChoice(mid, rule, row.q, row.n_updates, last[mid], why)
+
+        ordered: list[PruneChoice] = [
+            choice(m, "superseded", "superseded by a correction that is in retrieval too")
+            for m in leftovers
+        ]
+        low = sorted(
+            (m for m in rows.values()
+             if m.n_updates >= cfg.prune_min_updates and m.q < cfg.prune_q_below),
+            key=lambda m: (m.q, m.id),
+        )
+        ordered += [
+            choice(
+                m.id, "low-q",
+                f"Q {m.q:+.3f} < {cfg.prune_q_below:+g} after {m.n_updates} outcomes",
+            )
+            for m in low
+        ]
+
+        def active(m: MemoryRow) -> float:
+            used = last[m.id]
+            return m.created_at if used is None else used
+
+        stale = sorted(
+            (m for m in rows.values() if now - active(m) >= stale_after),
+            key=lambda m: (active(m), m.id),
+        )
+        for m in stale:
+            days = (now - active(m)) / 86_400.0
+            why = (
+                f"never injected, created {days:.1f} days ago"
+                if last[m.id] is None
+                else f"last injected {days:.1f} days ago"
+            )
+            ordered.append(choice(m.id, "stale", why))
+        out: list[PruneChoice] = []
+        seen: set[int] = set()
+        for c in ordered:
+            if len(out) == excess:
+                break
+            if c.id not in seen:
+                seen.add(c.id)
+                out.append(c)
+        return out
+
+    def _prune_if_over(self, namespaces: Sequence[str]) -> None:
+        """With a capacity configured, a store that grew a namespace above it prunes it
+        (the same path as `prune`)."""
+        cap = self.config.capacity
+        if cap is None:
+            return
+        for ns in sorted(set(namespaces)):
+            with self.storage.read() as r:
+                rows = r.stats(ns)
+            if rows and rows[0]["memories"] > cap:
+                self.prune(ns, cap)
 
     def task(self, task_id: str) -> TaskRow | None:
         with self.storage.read() as r:

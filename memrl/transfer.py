@@ -4,6 +4,11 @@ One JSON object per line. Vectors are not exported: import re-embeds the intents
 importing side's model, so a file moves between machines and models. Import is all or
 nothing: every line is validated before anything is written, and duplicates (same
 namespace, intent and experience) are skipped, so importing a file twice changes nothing.
+
+Archived memories are exported only when asked (`archived=True`, `memrl export
+--archived`), after the live ones, each with an `archived` object (reason, superseded_by,
+archived_at); import stores such a line and archives it at once with its reason (new ids:
+superseded_by names an id of the exporting side, kept only in the line).
 """
 
 from __future__ import annotations
@@ -44,19 +49,40 @@ class ImportReport:
     created: int
     skipped_duplicates: int
     redacted: int = 0  # secrets replaced by [REDACTED] before storing
+    archived: int = 0  # created, then archived (lines with an `archived` object)
 
 
-def export_lines(memory: Memory, namespace: str | None = None) -> Iterator[str]:
+def export_lines(
+    memory: Memory, namespace: str | None = None, archived: bool = False
+) -> Iterator[str]:
     for row in memory.iter_memories(namespace):
         yield json.dumps({f: getattr(row, f) for f in EXPORT_FIELDS}, ensure_ascii=False)
+    if not archived:
+        return
+    for shelved in memory.iter_archived(namespace):
+        record: dict[str, Any] = {f: getattr(shelved.memory, f) for f in EXPORT_FIELDS}
+        record["archived"] = {
+            "reason": shelved.reason,
+            "superseded_by": shelved.superseded_by,
+            "archived_at": shelved.archived_at,
+        }
+        yield json.dumps(record, ensure_ascii=False)
 
 
-def export_jsonl(memory: Memory, out: IO[str], namespace: str | None = None) -> int:
+def export_jsonl(
+    memory: Memory, out: IO[str], namespace: str | None = None, archived: bool = False
+) -> int:
+    """Write the memories (and, with `archived`, the archived ones); how many lines."""
     count = 0
-    for line in export_lines(memory, namespace):
+    for line in export_lines(memory, namespace, archived):
         out.write(line + "\n")
         count += 1
     return count
+
+
+def archived_count(memory: Memory, namespace: str | None = None) -> int:
+    """How many archived memories the namespace (or the database) holds."""
+    return sum(int(r.get("archived") or 0) for r in memory.stats(namespace))
 
 
 def _number(record: dict[str, Any], key: str, lo: float, hi: float, default: float | None) -> Any:
@@ -86,12 +112,16 @@ def _parse(line: str, memory: Memory, namespace: str | None) -> tuple[Experience
     metadata = record.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidInputError("metadata must be a JSON object")
+    shelved = record.get("archived")
+    if shelved is not None and not (isinstance(shelved, dict) and "reason" in shelved):
+        raise InvalidInputError("archived must be an object with a reason, as export writes it")
     experience = Experience(
         intent=record.get("intent"),  # type: ignore[arg-type]
         experience=record.get("experience"),  # type: ignore[arg-type]
         kind=record.get("kind", "note"),
         namespace=validation.namespace(namespace or record.get("namespace")),
         metadata=metadata,
+        archive_reason=None if shelved is None else shelved["reason"],
     )
     learned = {
         "q": _number(record, "q", -1.0, 1.0, cfg.q_init),
@@ -130,4 +160,5 @@ def import_jsonl(
         created=created,
         skipped_duplicates=len(parsed) - created,
         redacted=sum(r.redacted for r in results),
+        archived=sum(1 for r in results if r.archived),
     )

@@ -122,3 +122,24 @@ def memory_ids(name: str, value: Any) -> list[int]:
     ):
         raise InvalidInputError(f"{name} must be a list of integer memory ids")
     return sorted(set(value))
+
+
+VERDICTS = ("useful", "incorrect", "outdated")
+
+
+def feedback(value: Any) -> list[tuple[int, str]]:
+    """report_outcome's per-memory feedback, {memory_id: verdict}, as sorted pairs."""
+    if not isinstance(value, dict):
+        raise InvalidInputError(
+            "feedback must be an object of memory id -> verdict, e.g. {12: 'useful'}"
+        )
+    out: list[tuple[int, str]] = []
+    for key, verdict in value.items():
+        if isinstance(key, bool) or not isinstance(key, int):
+            raise InvalidInputError(f"feedback keys must be memory ids (integers), got {shown(key)}")
+        if verdict not in VERDICTS:
+            raise InvalidInputError(
+                f"feedback for memory {key} is {shown(verdict)}: use one of {', '.join(VERDICTS)}"
+            )
+        out.append((key, str(verdict)))
+    return sorted(out)

@@ -75,13 +75,17 @@ REPORT_DESCRIPTION = """\
 Call when a task ends, with the task_id from recall_experience and success=true/false (or a
 reward in [-1, 1]). The memories injected for that task (or only used_ids, if given) have
 their usefulness Q updated. Reporting twice changes nothing. Optionally pass a reflection
-(on failure: what went wrong and what to avoid; on success: the reusable steps) to store it."""
+(on failure: what went wrong and what to avoid; on success: the reusable steps) to store it.
+Optional feedback per recalled memory: {id: "useful"} (credited as a success), "incorrect"
+(credited as a failure, whatever the outcome) or "outdated" (moved out of recall)."""
 
 STORE_DESCRIPTION = """\
 Store a reusable experience: after a success, a short script (3-5 high-level steps) with
 kind='success'; after a failure, a reflection on what went wrong and what to avoid with
 kind='failure'; a durable fact with kind='note'. intent is a one-sentence description of the
-task it helps with. Storing the same intent + experience again returns the existing id."""
+task it helps with. Storing the same intent + experience again returns the existing id. To
+correct a recalled memory that was wrong, store the corrected version with supersedes=[its
+id]: the old one leaves recall (archived, restorable) and the correction takes its place."""
 
 
 async def _call(
@@ -276,6 +280,15 @@ def _add_tools(
             ),
         ] = None,
         namespace: NamespaceArg = None,
+        feedback: Annotated[
+            dict[int, Literal["useful", "incorrect", "outdated"]] | None,
+            Field(
+                description="Per recalled memory id: useful (credited as a success), "
+                "incorrect (credited as a failure whatever the outcome) or outdated "
+                "(moved out of recall)",
+                max_length=MAX_USED_IDS,
+            ),
+        ] = None,
     ) -> OutcomeOutput:
         ns = _namespace(namespace, default_ns)
         out = await _call(
@@ -287,6 +300,7 @@ def _add_tools(
                 used_ids=used_ids,
                 reflection=reflection,
                 namespace=ns,
+                feedback=feedback,
             ),
         )
         return OutcomeOutput(
@@ -296,6 +310,7 @@ def _add_tools(
             credited=[CreditedMemory(id=i, q=q) for i, q in sorted(out.credited.items())],
             reflection_id=out.reflection_id,
             forgotten=out.forgotten,
+            archived=out.archived,
             message=out.message,
         )
 
@@ -338,12 +353,21 @@ def _add_tools(
         metadata: Annotated[
             dict[str, Any] | None, Field(description="Free-form JSON object")
         ] = None,
+        supersedes: Annotated[
+            list[int] | None,
+            Field(
+                description="Ids of memories this one corrects (of this namespace): they "
+                "leave recall, archived and restorable; this one is recalled instead",
+                max_length=MAX_USED_IDS,
+            ),
+        ] = None,
     ) -> StoreOutput:
         ns = _namespace(namespace, default_ns)
         out = await _call(
             runtime,
             lambda m: m.store_experience(
-                intent, experience, kind, ns, task_id=task_id, metadata=metadata
+                intent, experience, kind, ns, task_id=task_id, metadata=metadata,
+                supersedes=supersedes,
             ),
         )
         message = (
@@ -351,6 +375,8 @@ def _add_tools(
             if out.created
             else (f"Already stored as memory {out.id}; nothing added.")
         )
+        if out.superseded:
+            message += f" It supersedes memories {out.superseded}: archived, out of recall."
         if out.redacted:
             message += (
                 f" {out.redacted} secret(s) were replaced by [REDACTED]; never store credentials."
@@ -360,6 +386,7 @@ def _add_tools(
             created=out.created,
             namespace=out.namespace,
             redacted=out.redacted,
+            superseded=out.superseded,
             message=message,
         )
 

@@ -3,8 +3,10 @@
     memrl serve [--http]                    the MCP server (stdio by default)
     memrl recall TASK                       two-phase recall; prints the task id and memories
     memrl report TASK_ID --success|--failure|--reward R [--used 1,2] [--reflection TEXT]
-    memrl store --intent T --experience E [--kind success|failure|note]
-    memrl stats [--all] | export [-o FILE] | import FILE | forget ID... | demo
+                 [--feedback 12=useful,15=outdated]
+    memrl store --intent T --experience E [--kind success|failure|note] [--supersedes 12,15]
+    memrl stats [--all] | export [-o FILE] [--archived] | import FILE | forget ID... | demo
+    memrl archive ID... | restore ID... | prune [--capacity N] [--dry-run]
     memrl replay --lam 0,0.5,1 [--k2 ...] [--delta ...] [--json]   other settings, from the ledger
 
 Every command but `serve`, `demo` and `replay` (a table; JSON with --json) prints JSON on stdout, so scripts, CI and host hooks
@@ -124,6 +126,10 @@ def _learning(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _capacity(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--capacity", type=int, metavar="N", help=what)
+
+
 def _q_init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--q-init", type=float, dest="q_init", help="Q of a new memory (default 0)")
 
@@ -136,6 +142,11 @@ def _serve(sub: argparse._SubParsersAction) -> None:
     _retrieval(p)
     _learning(p)
     _q_init(p)
+    _capacity(
+        p,
+        "memories per namespace: a store above it prunes the namespace (`memrl prune`; "
+        "default: no limit)",
+    )
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
@@ -212,6 +223,12 @@ def _report(sub: argparse._SubParsersAction) -> None:
         "--used", metavar="IDS", help="comma-separated ids of the memories actually used"
     )
     p.add_argument("--reflection", help="a lesson to store with the outcome (loads the model)")
+    p.add_argument(
+        "--feedback",
+        metavar="ID=VERDICT,...",
+        help="per-memory verdicts, e.g. 12=useful,15=outdated: useful gets the success "
+        "reward, incorrect the failure reward, outdated is archived",
+    )
 
 
 def _store(sub: argparse._SubParsersAction) -> None:
@@ -230,6 +247,12 @@ def _store(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--task-id", help="the task this came from (a task_id from recall)")
     p.add_argument("--metadata", metavar="JSON", help='a JSON object, e.g. \'{"lang": "py"}\'')
+    p.add_argument(
+        "--supersedes",
+        metavar="IDS",
+        help="comma-separated ids of memories this one corrects: they are archived "
+        "(restorable with `memrl restore`) and recall returns this one instead",
+    )
 
 
 def _others(sub: argparse._SubParsersAction) -> None:
@@ -242,6 +265,9 @@ def _others(sub: argparse._SubParsersAction) -> None:
     _common(p)
     _namespace(p, "export only this namespace (default: every namespace)")
     p.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
+    p.add_argument(
+        "--archived", action="store_true", help="export archived memories too (after the others)"
+    )
 
     p = sub.add_parser("import", help="import memories from JSON Lines")
     _common(p)
@@ -250,10 +276,36 @@ def _others(sub: argparse._SubParsersAction) -> None:
     _q_init(p)
     p.add_argument("file", help="a file written by `memrl export` ('-' for stdin)")
 
-    p = sub.add_parser("forget", help="delete memories by id (the ledger keeps its history)")
+    p = sub.add_parser(
+        "forget", help="delete memories by id, archived ones too (the ledger keeps its history)"
+    )
     _common(p)
     _namespace(p, "only memories of this namespace are deleted (default: this git repo)")
     p.add_argument("ids", nargs="+", type=int, metavar="ID", help="memory ids to delete")
+
+    p = sub.add_parser(
+        "archive", help="move memories out of retrieval into the archive (restorable)"
+    )
+    _common(p)
+    _namespace(p, "the memories' namespace (default: this git repo)")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID", help="memory ids to archive")
+
+    p = sub.add_parser("restore", help="bring archived memories back into retrieval (same ids)")
+    _common(p)
+    _namespace(p, "the memories' namespace (default: this git repo)")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID", help="archived memory ids")
+
+    p = sub.add_parser(
+        "prune",
+        help="archive memories down to a capacity: superseded leftovers, then low Q with "
+        "evidence, then stale (see README: Archive and forgetting)",
+    )
+    _common(p)
+    _namespace(p, "namespace to prune (default: this git repo)")
+    _capacity(p, "memories kept in retrieval (required unless the config sets one)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would go and why; write nothing"
+    )
 
     p = sub.add_parser("demo", help="watch the memory learn which experience helps")
     _common(p)

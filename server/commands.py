@@ -49,15 +49,40 @@ def recall(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -
     print_json(RecallOutput.from_result(result).model_dump())
 
 
-def _used_ids(text: str | None) -> list[int] | None:
+def _ids(flag: str, text: str | None) -> list[int] | None:
+    """`--used 12,15`, `--supersedes 12,15`: comma-separated memory ids."""
     if text is None:
         return None
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError as e:
         raise InvalidInputError(
-            f"--used must be comma-separated memory ids like 12,15, got {text!r:.60}"
+            f"{flag} must be comma-separated memory ids like 12,15, got {text!r:.60}"
         ) from e
+
+
+def _feedback(text: str | None) -> dict[int, str] | None:
+    """`--feedback 12=useful,15=outdated`."""
+    if text is None:
+        return None
+    out: dict[int, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        mid, sep, verdict = part.partition("=")
+        try:
+            key = int(mid)
+        except ValueError:
+            key = None
+        if not sep or key is None:
+            raise InvalidInputError(
+                f"--feedback must be ID=VERDICT pairs like 12=useful,15=outdated, got "
+                f"{part!r:.60}"
+            )
+        if key in out:
+            raise InvalidInputError(f"--feedback names memory {key} twice: give one verdict")
+        out[key] = verdict.strip()
+    return out
 
 
 def report(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
@@ -65,9 +90,10 @@ def report(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -
         args.task_id,
         success=True if args.success else False if args.failure else None,
         reward=args.reward,
-        used_ids=_used_ids(args.used),
+        used_ids=_ids("--used", args.used),
         reflection=args.reflection,
         namespace=settings.namespace,
+        feedback=_feedback(args.feedback),
     )
     print_json(
         {
@@ -77,6 +103,8 @@ def report(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -
             "credited": [{"id": i, "q": q} for i, q in out.credited.items()],
             "reflection_id": out.reflection_id,
             "forgotten": out.forgotten,
+            "feedback": {str(k): v for k, v in out.feedback.items()},
+            "archived": out.archived,
             "message": out.message,
         }
     )
@@ -94,6 +122,7 @@ def store(args: argparse.Namespace, settings: ServerSettings, memory: Memory) ->
         settings.namespace,
         task_id=args.task_id,
         metadata=metadata,
+        supersedes=_ids("--supersedes", args.supersedes),
     )
     print_json(asdict(out))
 
@@ -111,19 +140,27 @@ def stats(args: argparse.Namespace, settings: ServerSettings, memory: Memory) ->
 
 
 def export(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
-    from memrl.transfer import export_jsonl
+    from memrl.transfer import archived_count, export_jsonl
 
     if not args.output:
-        export_jsonl(memory, sys.stdout, args.namespace)
+        export_jsonl(memory, sys.stdout, args.namespace, args.archived)
         return
     try:
         with open(args.output, "w", encoding="utf-8") as fh:
-            count = export_jsonl(memory, fh, args.namespace)
+            count = export_jsonl(memory, fh, args.namespace, args.archived)
     except OSError as e:
         raise InvalidInputError(
             f"cannot write {args.output!r}: {e.strerror}; pass -o a file you can write"
         ) from e
-    print_json({"exported": count, "file": args.output})
+    shelved = archived_count(memory, args.namespace)
+    print_json(
+        {
+            "exported": count,
+            "archived": shelved,  # archived memories in scope
+            "archived_exported": shelved if args.archived else 0,
+            "file": args.output,
+        }
+    )
 
 
 def import_(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
@@ -174,6 +211,41 @@ def replay(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -
         print(offpolicy.render(report), flush=True)
 
 
+def archive(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    print_json(asdict(memory.archive(args.ids, settings.namespace)))
+
+
+def restore(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    print_json(asdict(memory.restore(args.ids, settings.namespace)))
+
+
+def prune(args: argparse.Namespace, settings: ServerSettings, memory: Memory) -> None:
+    """Prints one line per memory on stderr (id, rule, Q, n_updates, last injected, why),
+    then the JSON result on stdout."""
+    import time
+
+    out = memory.prune(settings.namespace, args.capacity, dry_run=args.dry_run)
+    verb = "would archive" if out.dry_run else "archived"
+    for c in out.chosen:
+        last = (
+            "never"
+            if c.last_injected is None
+            else time.strftime("%Y-%m-%d %H:%M", time.gmtime(c.last_injected)) + " UTC"
+        )
+        print(
+            f"{verb} {c.id}: {c.rule}; Q {c.q:+.3f}, {c.n_updates} updates, last injected "
+            f"{last}; {c.why}",
+            file=sys.stderr,
+        )
+    if out.over:
+        print(
+            f"memrl: {out.namespace!r} stays {out.over} above capacity {out.capacity}: no "
+            "other memory is superseded, of low Q with evidence, or stale",
+            file=sys.stderr,
+        )
+    print_json(asdict(out))
+
+
 # command -> (function, may it create the database file?)
 COMMANDS: dict[str, tuple[Command, bool]] = {
     "recall": (recall, True),
@@ -184,6 +256,9 @@ COMMANDS: dict[str, tuple[Command, bool]] = {
     "import": (import_, True),
     "forget": (forget, False),
     "replay": (replay, False),
+    "archive": (archive, False),
+    "restore": (restore, False),
+    "prune": (prune, False),
 }
 
 

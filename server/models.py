@@ -85,6 +85,10 @@ class OutcomeOutput(BaseModel):
         default_factory=list,
         description="Credited memories deleted since the recall: nothing was credited to them",
     )
+    archived: list[int] = Field(
+        default_factory=list,
+        description="Memories the feedback marked outdated: moved to the archive",
+    )
     message: str
 
 
@@ -93,6 +97,10 @@ class StoreOutput(BaseModel):
     created: bool = Field(description="False when the same intent + experience was already stored")
     namespace: str
     redacted: int = Field(default=0, description="Secrets replaced by [REDACTED] before storing")
+    superseded: list[int] = Field(
+        default_factory=list,
+        description="Memories this one corrects: archived, recall returns this one instead",
+    )
     message: str
 
 
@@ -112,6 +120,7 @@ class NamespaceStats(BaseModel):
     tasks: int
     tasks_reported: int
     success_rate: float | None
+    archived: int = Field(default=0, description="Memories out of retrieval, restorable")
 
 
 class MemoryDetail(BaseModel):

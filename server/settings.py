@@ -29,7 +29,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 CONFIG_FLAGS = (
     "alpha", "lam", "q_init", "k1", "k2", "delta", "epsilon", "explore", "explore_weight",
-    "alpha_recent", "change_threshold",
+    "alpha_recent", "change_threshold", "capacity",
 )
 
 

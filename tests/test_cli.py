@@ -12,7 +12,10 @@ from mcp_helpers import server_env
 
 from memrl.transfer import EXPORT_FIELDS
 
-SCOPED = ("recall", "report", "store", "stats", "export", "import", "forget")  # take --namespace
+SCOPED = (
+    "recall", "report", "store", "stats", "export", "import", "forget", "archive", "restore",
+    "prune",
+)  # take --namespace
 
 
 def memrl(db: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -44,7 +47,10 @@ def test_store_recall_report_stats(tmp_path: Path):
             "bump version, tag, python -m build, twine upload",
         )
     )
-    assert stored == {"id": 1, "created": True, "namespace": "cli-ns", "redacted": 0}
+    assert stored == {
+        "id": 1, "created": True, "namespace": "cli-ns", "redacted": 0, "superseded": [],
+        "archived": False,
+    }
     recall = ok(memrl(db, "recall", "publish the package to PyPI"))
     assert [m["id"] for m in recall["memories"]] == [1]
     report = ok(memrl(db, "report", recall["task_id"], "--success", "--used", "1"))
@@ -90,7 +96,9 @@ def test_export_import_round_trips_q_and_statistics(tmp_path: Path):
     lines = [json.loads(x) for x in exported.stdout.splitlines()]
     assert len(lines) == 2
     imported = ok(memrl(dst, "import", "-", stdin=exported.stdout))
-    assert imported == {"read": 2, "created": 2, "skipped_duplicates": 0, "redacted": 0}
+    assert imported == {
+        "read": 2, "created": 2, "skipped_duplicates": 0, "redacted": 0, "archived": 0
+    }
     assert ok(memrl(dst, "import", "-", stdin=exported.stdout))["created"] == 0
     again = [json.loads(x) for x in memrl(dst, "export").stdout.splitlines()]
     # every exported field survives the round trip, except what the importing file records
@@ -158,3 +166,50 @@ def test_demo_shows_learning(tmp_path: Path):
     assert "<- the helpful one" in done.stdout
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("Success:")
+
+
+def test_corrections_feedback_archive_prune_and_restore(tmp_path: Path):
+    """The archive from the command line, on the real model: a correction replaces what it
+    supersedes in recall; feedback archives an outdated memory; prune --dry-run explains and
+    writes nothing; restore brings a memory back under its id; export --archived lists it."""
+    db = tmp_path / "m.db"
+    old = ok(memrl(db, "store", "--intent", "run the test suite", "--experience", "python -m unittest"))
+    other = ok(memrl(db, "store", "--intent", "format the code", "--experience", "run black ."))
+    bad = memrl(db, "store", "--intent", "run the tests", "--experience", "pytest", "--supersedes", "99")
+    assert bad.returncode == 2 and "supersedes: no memory has id [99]" in bad.stderr
+    fix = ok(
+        memrl(
+            db, "store", "--intent", "run the test suite", "--experience", "pytest -x -q",
+            "--supersedes", str(old["id"]),
+        )
+    )
+    assert fix["superseded"] == [old["id"]]
+    recall = ok(memrl(db, "recall", "run the tests of the project"))
+    assert recall["memories"][0]["id"] == fix["id"]
+    assert old["id"] not in [m["id"] for m in recall["memories"]]
+
+    report = ok(
+        memrl(db, "report", recall["task_id"], "--success", "--feedback", f"{fix['id']}=outdated")
+    )
+    assert report["archived"] == [fix["id"]] and report["feedback"] == {str(fix["id"]): "outdated"}
+    stats = ok(memrl(db, "stats"))
+    assert (stats[0]["memories"], stats[0]["archived"]) == (1, 2)
+
+    dry = memrl(db, "prune", "--capacity", "0", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["chosen"] == [] and "stays 1 above capacity 0" in dry.stderr
+
+    restored = ok(memrl(db, "restore", str(old["id"])))
+    assert restored == {"restored": [old["id"]]}
+    again = ok(memrl(db, "recall", "run the tests of the project"))
+    assert again["memories"][0]["id"] == old["id"]
+    assert other["id"] in [m["id"] for m in again["memories"]] or len(again["memories"]) == 1
+
+    lines = [json.loads(x) for x in memrl(db, "export", "--archived").stdout.splitlines()]
+    assert [(x["id"], x.get("archived", {}).get("reason")) for x in lines] == [
+        (old["id"], None), (other["id"], None), (fix["id"], "outdated")
+    ]
+    copy = tmp_path / "copy.db"
+    imported = ok(memrl(copy, "import", "-", stdin="\n".join(json.dumps(x) for x in lines)))
+    assert (imported["created"], imported["archived"]) == (3, 1)
+    assert ok(memrl(copy, "stats"))[0]["archived"] == 1

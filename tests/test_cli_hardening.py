@@ -80,7 +80,10 @@ def test_every_argument_of_every_command_has_help():
         ("export", {"--output"}, {"--http", "--alpha", "--model-dir"}),
         ("recall", {"--k", "--k1", "--delta"}, {"--http", "--alpha", "--token"}),
         ("report", {"--alpha", "--no-learning", "--reflection"}, {"--http", "--k1", "--delta"}),
-        ("store", {"--q-init", "--metadata"}, {"--http", "--alpha", "--k1"}),
+        ("store", {"--q-init", "--metadata", "--supersedes"}, {"--http", "--alpha", "--k1"}),
+        ("prune", {"--capacity", "--dry-run", "--namespace"}, {"--http", "--alpha", "--model-dir"}),
+        ("archive", {"--namespace"}, {"--capacity", "--model-dir", "--alpha"}),
+        ("restore", {"--namespace"}, {"--capacity", "--model-dir", "--alpha"}),
     ],
 )
 def test_each_command_takes_only_its_own_flags(command: str, present: set[str], absent: set[str]):

@@ -105,3 +105,17 @@ def test_export_and_import_keep_the_evidence(open_memory) -> None:
     assert (row.q, row.successes, row.failures, row.q_recent) == pytest.approx(
         (src.q, src.successes, src.failures, src.q_recent)
     )
+
+
+def test_archive_and_restore_keep_the_evidence(open_memory) -> None:
+    memory, mid = one_memory(open_memory)
+    for r in (1.0, 1.0, -1.0):
+        memory.report(memory.recall(TOPIC).task_id, reward=r)
+    before = memory.get(mid)
+    memory.archive([mid])
+    assert memory.get(mid) is None
+    memory.restore([mid])
+    after = memory.get(mid)
+    assert (after.q, after.successes, after.failures, after.q_recent) == pytest.approx(
+        (before.q, 2.0, 1.0, before.q_recent)
+    )

@@ -253,3 +253,45 @@ def test_the_server_imports_no_core_before_tools_list() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+async def test_a_correction_and_feedback_through_the_tools(settings, embedder):
+    """store_experience(supersedes=...) puts the correction in the superseded memory's
+    place; report_outcome(feedback=...) credits and archives per memory; bad ids are
+    tool errors that name them, with nothing written."""
+    async with Client(build_server(settings, lambda: embedder)) as client:
+        old = await call(
+            client, "store_experience", intent="run the test suite",
+            experience="python -m unittest discover",
+        )
+        other = await call(
+            client, "store_experience", intent="run the test suite",
+            experience="clear the pytest cache first",
+        )
+        refused = await client.call_tool(
+            "store_experience",
+            {"intent": "run the test suite", "experience": "pytest -x", "supersedes": [old["id"], 777]},
+        )
+        assert refused.is_error and "supersedes: no memory has id [777]" in refused.content[0].text
+        fix = await call(
+            client, "store_experience", intent="run the test suite",
+            experience="pytest -x -q", supersedes=[old["id"]],
+        )
+        assert fix["superseded"] == [old["id"]] and "supersedes memories" in fix["message"]
+        recalled = await call(client, "recall_experience", task="run the tests")
+        ids = [m["id"] for m in recalled["memories"]]
+        assert fix["id"] in ids and old["id"] not in ids
+
+        stray = await client.call_tool(
+            "report_outcome",
+            {"task_id": recalled["task_id"], "success": True, "feedback": {str(old["id"]): "useful"}},
+        )
+        assert stray.is_error and f"feedback names memories [{old['id']}]" in stray.content[0].text
+        out = await call(
+            client, "report_outcome", task_id=recalled["task_id"], success=True,
+            feedback={str(fix["id"]): "useful", str(other["id"]): "outdated"},
+        )
+        assert out["archived"] == [other["id"]]
+        assert [c["id"] for c in out["credited"]] == [fix["id"]]
+        stats = json.loads((await client.read_resource("memrl://stats")).contents[0].text)
+        assert (stats[0]["memories"], stats[0]["archived"]) == (1, 2)

@@ -210,3 +210,27 @@ def test_the_page_reads_postgres(tmp_path: Path, real_model):
         if proc is not None:
             stop(proc)
         pg.close()
+
+
+def test_an_archived_memory_shows_why_and_how_to_restore(tmp_path: Path, real_model):
+    path = tmp_path / "archived.db"
+    memory = open_memory(path, embedder=real_model)
+    try:
+        old = memory.store_experience("run the tests", "python -m unittest", namespace=NS).id
+        fix = memory.store_experience(
+            "run the tests", "pytest -x -q", namespace=NS, supersedes=[old]
+        ).id
+    finally:
+        memory.close()
+    proc, port = start_ui(path, NS)
+    try:
+        with client() as c:
+            page = c.get(f"http://127.0.0.1:{port}/ui/memory/{old}")
+            namespaces = c.get(f"http://127.0.0.1:{port}/ui/namespaces")
+    finally:
+        stop(proc)
+    assert page.status_code == 200, page.text
+    assert 'id="archived"' in page.text and "superseded by <a" in page.text
+    assert f"memory {fix}</a>" in page.text and f"memrl restore {old}" in page.text
+    assert "python -m unittest" in page.text
+    assert namespaces.status_code == 200 and ">archived</th>" in namespaces.text

@@ -12,7 +12,11 @@ The contracts every backend keeps (the conformance tests check them on each):
 - `members` returns, per intent, at most `cap` memories ordered by Q desc, then id desc;
 - `apply_outcome` updates Q in one statement (no read-modify-write), once per task;
 - a namespace is bound to one embedding model on its first write;
-- `apply_outcome` records, per credited memory still present, its Q after the outcome.
+- `apply_outcome` records, per credited memory still present, its Q after the outcome;
+- archiving moves a memory out of retrieval the way a delete does (an intent left with no
+  memory leaves the search index), keeping the row and its intent's vector in
+  `archived_memories`; restoring moves it back under the SAME id, re-filed under its
+  intent. A memory id is live or archived, never both.
 
 `Storage.inspect()` opens a read-only view (`InspectReads`) for the inspection page
 (`memrl ui`): paged and filtered memory lists, each memory's ledger history, the ledger
@@ -23,7 +27,7 @@ served by an index, so it stays fast on a namespace of 100k memories.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,7 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..config import MemoryConfig
-from ..errors import ModelMismatchError
+from ..errors import InvalidInputError, ModelMismatchError
 from ..learning import LearningRule, posterior_sd
 
 MEMORY_FIELDS = (
@@ -90,6 +94,31 @@ class MemoryRow:
         return cls(*values)
 
 
+# Why a memory left retrieval (`archived_memories.reason`):
+# superseded: a correction replaced it (store_experience(..., supersedes=[...]));
+# pruned: `memrl prune` (forgetting by utility); manual: archived by hand;
+# outdated: a report_outcome feedback said so.
+ARCHIVE_REASONS = ("superseded", "pruned", "manual", "outdated")
+# Per-memory feedback of report_outcome (`memory_feedback.verdict`).
+VERDICTS = ("useful", "incorrect", "outdated")
+
+
+@dataclass(frozen=True)
+class ArchivedRow:
+    """A memory out of retrieval: its row as it left, why, by what, and when."""
+
+    memory: MemoryRow
+    reason: str
+    superseded_by: int | None
+    archived_at: float
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> ArchivedRow:
+        """From the memory's columns (MEMORY_FIELDS) then reason, superseded_by, archived_at."""
+        n = len(MEMORY_FIELDS)
+        return cls(MemoryRow.from_row(row[:n]), row[n], row[n + 1], float(row[n + 2]))
+
+
 @dataclass(frozen=True)
 class NewMemory:
     namespace: str
@@ -127,6 +156,16 @@ def refuse_other_model(namespace: str, bound: str, model_id: str) -> None:
         raise ModelMismatchError(
             f"namespace {namespace!r} holds vectors of model {bound!r}, but this server "
             f"embeds with {model_id!r}: use the same model, or another namespace"
+        )
+
+
+def refuse_clash(memory_id: int, namespace: str, holder: int | None) -> None:
+    """An archived memory comes back only if no live memory holds the same content."""
+    if holder is not None:
+        raise InvalidInputError(
+            f"memory {memory_id} cannot be restored: memory {holder} of namespace "
+            f"{namespace!r} holds the same intent and experience; archive or forget "
+            f"{holder} first, or leave {memory_id} archived"
         )
 
 
@@ -172,6 +211,7 @@ class TaskRow:
     reward: float | None
     injected: list[int]
     credited: list[int]
+    pool: list[int] = field(default_factory=list)  # the whole phase-A pool, by rank
 
 
 @dataclass(frozen=True)
@@ -207,6 +247,17 @@ class ReadTx(Protocol):
 
     def stats(self, namespace: str | None) -> list[dict[str, Any]]: ...
 
+    def archived(self, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
+        """The archived memories among `memory_ids` (live or unknown ids are absent)."""
+
+    def archived_page(
+        self, namespace: str | None, after_id: int, limit: int
+    ) -> list[ArchivedRow]: ...
+
+    def superseded_live(self, namespace: str) -> list[int]:
+        """Live memories of `namespace` that a correction superseded while the correction
+        is live too (restored after being superseded), by id."""
+
 
 class WriteTx(ReadTx, Protocol):
     def insert_memories(
@@ -225,11 +276,34 @@ class WriteTx(ReadTx, Protocol):
         used_ids: list[int] | None,
         credit: Sequence[int],
         rule: LearningRule | None,
+        rewards: Mapping[int, float] | None = None,
     ) -> Outcome:
         """Record the outcome, mark `credit`, and (a rule given) update their Q, evidence
-        counts and recent Q by `rule` (learning.py), in one statement."""
+        counts and recent Q by `rule` (learning.py) toward `reward`, or toward `rewards[id]`
+        for the memories it names (per-memory feedback)."""
 
     def delete_memories(self, memory_ids: Sequence[int]) -> int: ...
+
+    def archive_memories(
+        self, memory_ids: Sequence[int], reason: str, superseded_by: int | None = None
+    ) -> list[int]:
+        """Move live memories to the archive (as a delete leaves retrieval); the ids moved.
+        With `superseded_by`, the correction is also recorded in `memory_corrections`."""
+
+    def lock_memories(self, memory_ids: Sequence[int]) -> None:
+        """Hold the rows of these memories until the transaction ends, taken in id order
+        (PostgreSQL; SQLite's write transaction holds the whole file): a write that then
+        changes two sets of them (credit, archive) cannot deadlock with another."""
+
+    def delete_archived(self, memory_ids: Sequence[int]) -> int:
+        """Delete archived memories for good (forget); how many rows went."""
+
+    def restore_memories(self, memory_ids: Sequence[int], config: MemoryConfig) -> list[int]:
+        """Move archived memories back under their ids and intents; the ids restored.
+        InvalidInputError if a live memory of the namespace holds the same content."""
+
+    def record_feedback(self, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
+        """Log per-memory verdicts of a task's outcome in `memory_feedback`."""
 
 
 # -- inspection reads (the page of `memrl ui`) ---------------------------------------------
@@ -429,3 +503,17 @@ def iter_memories(storage: Storage, namespace: str | None, batch: int = 500) -> 
             return
         yield from rows
         last = rows[-1].id
+
+
+def iter_archived(
+    storage: Storage, namespace: str | None, batch: int = 500
+) -> Iterator[ArchivedRow]:
+    """Every archived memory (of one namespace, or all) in id order, read in pages."""
+    last = 0
+    while True:
+        with storage.read() as r:
+            rows = r.archived_page(namespace, last, batch)
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].memory.id

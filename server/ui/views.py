@@ -54,9 +54,10 @@ class Views:
     async def memory(self, request: Request) -> Response:
         memory_id = int(request.path_params["memory_id"])
         history = await self.run(lambda m: m.memory_history(memory_id))
-        if history.memory is None and not history.appearances:
+        if history.memory is None and history.archived is None and not history.appearances:
             return self.r.error(request, 404, f"no memory with id {memory_id}")
-        ns = history.memory.namespace if history.memory else self.r.namespace(request)
+        shown = history.memory or (history.archived.memory if history.archived else None)
+        ns = shown.namespace if shown else self.r.namespace(request)
         return self.r.page(request, "memory.html", ns, h=history, memory_id=memory_id)
 
     async def forget_form(self, request: Request) -> Response:

@@ -24,7 +24,7 @@ task read). See docs/PERFORMANCE.md#postgresql.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ from ...config import MemoryConfig
 from ...errors import DatabaseError, InvalidInputError, ModelMismatchError
 from ...learning import LearningRule
 from ...paths import redact_url
-from ..base import MemoryRow, NewMemory, NewTask, Outcome, TaskRow
+from ..base import ArchivedRow, MemoryRow, NewMemory, NewTask, Outcome, TaskRow
 from ..sqlite.kernels import rank_exact
 from . import ledger, memories
 from .connection import connect, open_pool
@@ -58,6 +58,7 @@ _STATS_KEYS = (
     "tasks",
     "tasks_reported",
     "success_rate",
+    "archived",
 )
 
 
@@ -137,7 +138,8 @@ class PostgresTx:
               (SELECT count(*) FROM tasks t
                  WHERE t.namespace = n.namespace AND reward IS NOT NULL),
               (SELECT avg((reward > 0)::int) FROM tasks t
-                 WHERE t.namespace = n.namespace AND reward IS NOT NULL)
+                 WHERE t.namespace = n.namespace AND reward IS NOT NULL),
+              (SELECT count(*) FROM archived_memories a WHERE a.namespace = n.namespace)
             FROM namespaces n {where} ORDER BY n.namespace
             """,
             [] if namespace is None else [namespace],
@@ -147,6 +149,17 @@ class PostgresTx:
              for k, v in zip(_STATS_KEYS, r)}
             for r in rows
         ]
+
+    def archived(self, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
+        return memories.archived(self.conn, memory_ids)
+
+    def archived_page(
+        self, namespace: str | None, after_id: int, limit: int
+    ) -> list[ArchivedRow]:
+        return memories.archived_page(self.conn, namespace, after_id, limit)
+
+    def superseded_live(self, namespace: str) -> list[int]:
+        return memories.superseded_live(self.conn, namespace)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -167,11 +180,35 @@ class PostgresTx:
         used_ids: list[int] | None,
         credit: Sequence[int],
         rule: LearningRule | None,
+        rewards: Mapping[int, float] | None = None,
     ) -> Outcome:
-        return ledger.apply_outcome(self.conn, task_id, outcome, reward, used_ids, credit, rule)
+        return ledger.apply_outcome(
+            self.conn, task_id, outcome, reward, used_ids, credit, rule, rewards
+        )
 
     def delete_memories(self, memory_ids: Sequence[int]) -> int:
         return memories.delete(self.conn, memory_ids)
+
+    def archive_memories(
+        self, memory_ids: Sequence[int], reason: str, superseded_by: int | None = None
+    ) -> list[int]:
+        return memories.archive(self.conn, memory_ids, reason, superseded_by)
+
+    def lock_memories(self, memory_ids: Sequence[int]) -> None:
+        ids = sorted(set(int(m) for m in memory_ids))
+        if ids:
+            self.conn.execute(
+                "SELECT id FROM memories WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,)
+            ).fetchall()
+
+    def delete_archived(self, memory_ids: Sequence[int]) -> int:
+        return memories.delete_archived(self.conn, memory_ids)
+
+    def restore_memories(self, memory_ids: Sequence[int], config: MemoryConfig) -> list[int]:
+        return memories.restore(self.conn, memory_ids, self._s.model_id, config, self._s.dim)
+
+    def record_feedback(self, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
+        memories.record_feedback(self.conn, task_id, feedback)
 
 
 class PostgresStorage:

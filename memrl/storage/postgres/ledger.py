@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ... import learning
@@ -70,7 +70,9 @@ def task(conn: Any, task_id: str, *, lock: bool = False) -> TaskRow | None:
         "ARRAY(SELECT memory_id FROM task_candidates c WHERE c.task_id = t.task_id "
         "AND injected ORDER BY rank), "
         "ARRAY(SELECT memory_id FROM task_candidates c WHERE c.task_id = t.task_id "
-        "AND credited ORDER BY rank) FROM tasks t WHERE task_id = %s"
+        "AND credited ORDER BY rank), "
+        "ARRAY(SELECT memory_id FROM task_candidates c WHERE c.task_id = t.task_id "
+        "ORDER BY rank) FROM tasks t WHERE task_id = %s"
         + (" FOR UPDATE" if lock else ""),
         (task_id,),
     ).fetchone()
@@ -84,6 +86,7 @@ def task(conn: Any, task_id: str, *, lock: bool = False) -> TaskRow | None:
         reward=row[4],
         injected=[int(m) for m in row[5]],
         credited=[int(m) for m in row[6]],
+        pool=[int(m) for m in row[7]],
     )
 
 
@@ -95,9 +98,11 @@ def apply_outcome(
     used_ids: list[int] | None,
     credit: Sequence[int],
     rule: LearningRule | None,
+    rewards: Mapping[int, float] | None = None,
 ) -> Outcome:
     """Record the outcome of an unreported task, mark `credit`, and with a `rule` update
-    them as one statement. Inside the caller's write transaction."""
+    them toward `reward` (or `rewards[id]`, per-memory feedback) as one statement. Inside
+    the caller's write transaction."""
     now = time.time()
     credit = sorted(set(int(c) for c in credit))
     updated = conn.execute(
@@ -112,17 +117,21 @@ def apply_outcome(
         # memory forgotten since the recall). Rows locked in id order: two outcomes
         # crediting overlapping memories in different orders would otherwise deadlock. The
         # sub-statements share one snapshot, so the mark takes the new Q from `moved`.
+        per = [float((rewards or {}).get(m, reward)) for m in credit]
         rows = conn.execute(
-            "WITH target AS (SELECT id FROM memories WHERE id = ANY(%(credit)s) ORDER BY id "
-            "FOR UPDATE), "
-            f"moved AS (UPDATE memories m SET {learning.set_clause(lambda n: f'%({n})s')}, "
-            "n_updates = m.n_updates + 1, last_reward = %(r)s, updated_at = %(now)s "
+            "WITH r AS (SELECT * FROM unnest(%(credit)s::bigint[], %(per)s::float8[]) "
+            "AS r(id, reward)), "
+            "target AS (SELECT m.id, r.reward FROM memories m JOIN r ON r.id = m.id "
+            "ORDER BY m.id FOR UPDATE OF m), "
+            "moved AS (UPDATE memories m SET "
+            f"{learning.set_clause(lambda n: f'%({n})s', 'target.reward')}, "
+            "n_updates = m.n_updates + 1, last_reward = target.reward, updated_at = %(now)s "
             "FROM target WHERE m.id = target.id RETURNING m.id, m.q), "
             "marked AS (UPDATE task_candidates c SET credited = true, "
             "q_after = (SELECT moved.q FROM moved WHERE moved.id = c.memory_id) "
             "WHERE c.task_id = %(task)s AND c.memory_id = ANY(%(credit)s)) "
             "SELECT id, q FROM moved",
-            {**rule.params(reward), "credit": credit, "now": now, "task": task_id},
+            {**rule.params(), "credit": credit, "per": per, "now": now, "task": task_id},
         ).fetchall()
         new_q = {int(r[0]): float(r[1]) for r in rows}
     elif credit:  # learning off: marked with the Q they keep

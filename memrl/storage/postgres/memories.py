@@ -17,7 +17,15 @@ import numpy as np
 
 from ... import calibration
 from ...config import MemoryConfig
-from ..base import MEMORY_FIELDS, MemoryRow, NewMemory, refuse_other_model
+from ...retrieval import intent_key
+from ..base import (
+    MEMORY_FIELDS,
+    ArchivedRow,
+    MemoryRow,
+    NewMemory,
+    refuse_clash,
+    refuse_other_model,
+)
 
 COLUMNS = ", ".join(MEMORY_FIELDS)
 INSERT_COLUMNS = ", ".join(MEMORY_FIELDS[1:])  # the id comes from the identity sequence
@@ -131,19 +139,29 @@ def _insert_one(
     return raced, False
 
 
-def _intent(conn: Any, m: NewMemory, vector: np.ndarray, now: float) -> int:
-    """The id of the memory's intent, created with its vector if the namespace has none."""
-    row = conn.execute(
-        "INSERT INTO intents(namespace, key, text, created_at, embedding) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (namespace, key) DO NOTHING RETURNING id",
-        (m.namespace, m.intent_key, m.intent, m.created_at or now, vector),
-    ).fetchone()
+def _intent_of(conn: Any, namespace: str, key: str, inserted: Any) -> int:
+    """The intent's id: the row `inserted` (an INSERT ... ON CONFLICT DO NOTHING RETURNING
+    id, already run) created, else the one that was there."""
+    row = inserted.fetchone()
     if row is None:
         row = conn.execute(
-            "SELECT id FROM intents WHERE namespace = %s AND key = %s",
-            (m.namespace, m.intent_key),
+            "SELECT id FROM intents WHERE namespace = %s AND key = %s", (namespace, key)
         ).fetchone()
     return int(row[0])
+
+
+def _intent(conn: Any, m: NewMemory, vector: np.ndarray, now: float) -> int:
+    """The id of the memory's intent, created with its vector if the namespace has none."""
+    return _intent_of(
+        conn,
+        m.namespace,
+        m.intent_key,
+        conn.execute(
+            "INSERT INTO intents(namespace, key, text, created_at, embedding) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (namespace, key) DO NOTHING RETURNING id",
+            (m.namespace, m.intent_key, m.intent, m.created_at or now, vector),
+        ),
+    )
 
 
 def delete(conn: Any, memory_ids: Sequence[int]) -> int:
@@ -162,6 +180,146 @@ def delete(conn: Any, memory_ids: Sequence[int]) -> int:
             (emptied,),
         )
     return len(rows)
+
+
+# -- the archive -----------------------------------------------------------------------------
+
+ARCHIVE_EXTRA = "reason, superseded_by, archived_at"
+
+
+def archive(
+    conn: Any, memory_ids: Sequence[int], reason: str, superseded_by: int | None
+) -> list[int]:
+    """Copy live memories (with their intent's vector) into `archived_memories`, then
+    delete them by `delete`, the path of forget. The rows are locked first (in id order),
+    so the copy holds the Q of any outcome that committed before."""
+    now = time.time()
+    ids = sorted(set(int(m) for m in memory_ids))
+    if not ids:
+        return []
+    conn.execute(
+        "SELECT id FROM memories WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,)
+    ).fetchall()
+    cols = ", ".join(f"m.{c}" for c in MEMORY_FIELDS)
+    rows = conn.execute(
+        f"INSERT INTO archived_memories({COLUMNS}, embedding, {ARCHIVE_EXTRA}) "
+        f"SELECT {cols}, i.embedding, %s, %s, %s FROM memories m "
+        "JOIN intents i ON i.id = m.intent_id WHERE m.id = ANY(%s) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id",
+        (reason, superseded_by, now, ids),
+    ).fetchall()
+    moved = sorted(int(r[0]) for r in rows)
+    if superseded_by is not None and moved:
+        conn.execute(
+            "INSERT INTO memory_corrections(memory_id, superseded_by, created_at) "
+            "SELECT u, %s, %s FROM unnest(%s::bigint[]) AS u ON CONFLICT DO NOTHING",
+            (superseded_by, now, moved),
+        )
+    delete(conn, moved)
+    return moved
+
+
+def restore(
+    conn: Any, memory_ids: Sequence[int], model_id: str, config: MemoryConfig, dim: int
+) -> list[int]:
+    """Move archived memories back into `memories` under their ids (OVERRIDING SYSTEM
+    VALUE: the id came from the identity sequence), each filed under its intent,
+    re-created with the archived vector if it was deleted."""
+    restored: list[int] = []
+    namespaces: set[str] = set()
+    rest = ", ".join(MEMORY_FIELDS[3:])
+    for mid in sorted(set(int(m) for m in memory_ids)):
+        row = conn.execute(
+            "SELECT namespace, intent FROM archived_memories WHERE id = %s FOR UPDATE", (mid,)
+        ).fetchone()
+        if row is None:
+            continue
+        namespace, intent = row
+        claim_namespace(conn, namespace, model_id)
+        key = intent_key(intent)
+        intent_id = _intent_of(
+            conn,
+            namespace,
+            key,
+            conn.execute(
+                "INSERT INTO intents(namespace, key, text, created_at, embedding) "
+                "SELECT namespace, %s, intent, created_at, embedding FROM archived_memories "
+                "WHERE id = %s ON CONFLICT (namespace, key) DO NOTHING RETURNING id",
+                (key, mid),
+            ),
+        )
+        back = conn.execute(
+            f"INSERT INTO memories({COLUMNS}) OVERRIDING SYSTEM VALUE "
+            f"SELECT id, namespace, %s, {rest} FROM archived_memories WHERE id = %s "
+            "ON CONFLICT (namespace, content_hash) DO NOTHING RETURNING id",
+            (intent_id, mid),
+        ).fetchone()
+        if back is None:
+            holder = conn.execute(
+                "SELECT m.id FROM memories m JOIN archived_memories a "
+                "ON a.namespace = m.namespace AND a.content_hash = m.content_hash "
+                "WHERE a.id = %s",
+                (mid,),
+            ).fetchone()
+            refuse_clash(mid, namespace, None if holder is None else int(holder[0]))
+            raise AssertionError("a conflict without a holder")  # pragma: no cover
+        conn.execute("DELETE FROM archived_memories WHERE id = %s", (mid,))
+        restored.append(mid)
+        namespaces.add(namespace)
+    for ns in sorted(namespaces):
+        recalibrate_if_due(conn, ns, config, dim)
+    return restored
+
+
+def delete_archived(conn: Any, memory_ids: Sequence[int]) -> int:
+    ids = sorted(set(int(m) for m in memory_ids))
+    if not ids:
+        return 0
+    return int(conn.execute("DELETE FROM archived_memories WHERE id = ANY(%s)", (ids,)).rowcount)
+
+
+def archived(conn: Any, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
+    ids = [int(m) for m in memory_ids]
+    if not ids:
+        return {}
+    rows = conn.execute(
+        f"SELECT {COLUMNS}, {ARCHIVE_EXTRA} FROM archived_memories WHERE id = ANY(%s)", (ids,)
+    ).fetchall()
+    return {int(r[0]): ArchivedRow.from_row(r) for r in rows}
+
+
+def archived_page(
+    conn: Any, namespace: str | None, after_id: int, limit: int
+) -> list[ArchivedRow]:
+    args: list[Any] = [after_id]
+    sql = "id > %s"
+    if namespace is not None:
+        sql, args = "namespace = %s AND id > %s", [namespace, after_id]
+    rows = conn.execute(
+        f"SELECT {COLUMNS}, {ARCHIVE_EXTRA} FROM archived_memories WHERE {sql} "
+        "ORDER BY id LIMIT %s",
+        [*args, limit],
+    ).fetchall()
+    return [ArchivedRow.from_row(r) for r in rows]
+
+
+def superseded_live(conn: Any, namespace: str) -> list[int]:
+    rows = conn.execute(
+        "SELECT DISTINCT m.id FROM memories m JOIN memory_corrections c ON c.memory_id = m.id "
+        "JOIN memories s ON s.id = c.superseded_by WHERE m.namespace = %s ORDER BY m.id",
+        (namespace,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def record_feedback(conn: Any, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
+    if not feedback:
+        return
+    conn.execute(
+        "INSERT INTO memory_feedback(task_id, memory_id, verdict, created_at) "
+        "SELECT %s, u.m, u.v, %s FROM unnest(%s::bigint[], %s::text[]) AS u(m, v)",
+        (task_id, time.time(), [int(m) for m, _ in feedback], [v for _, v in feedback]),
+    )
 
 
 # -- reads -----------------------------------------------------------------------------------

@@ -180,7 +180,71 @@ def m003_evidence(conn: Any, dim: int) -> None:
     conn.execute("UPDATE memories SET q_recent = q")
 
 
-MIGRATIONS: list[Callable[[Any, int], None]] = [m001_initial, m002_inspection, m003_evidence]
+def m004_archive(conn: Any, dim: int) -> None:
+    """The archive, corrections and per-memory feedback (SQLite's m006, in PostgreSQL terms).
+
+    - `archived_memories`: a memory's row as it left `memories`, under the same id (taken
+      from the identity sequence once: never handed out again), with the vector of the
+      intent it was filed under (restoring re-creates a deleted intent without
+      re-embedding), the reason, the correction that replaced it, and when.
+    - `memory_corrections`: every supersession (memory -> correction), kept after a restore.
+    - `memory_feedback`: report_outcome's verdicts per task and memory.
+    """
+    conn.execute(
+        f"""
+        CREATE TABLE archived_memories (
+            id bigint PRIMARY KEY,
+            namespace text NOT NULL,
+            intent_id bigint NOT NULL,
+            intent text NOT NULL,
+            experience text NOT NULL,
+            kind text NOT NULL CHECK (kind IN ('success', 'failure', 'note')),
+            q double precision NOT NULL,
+            n_updates bigint NOT NULL DEFAULT 0,
+            last_reward double precision,
+            created_at double precision NOT NULL,
+            updated_at double precision NOT NULL,
+            content_hash text NOT NULL,
+            metadata jsonb NOT NULL DEFAULT '{{}}',
+            model_id text NOT NULL,
+            source_task_id text,
+            successes double precision NOT NULL DEFAULT 0,
+            failures double precision NOT NULL DEFAULT 0,
+            q_recent double precision NOT NULL DEFAULT 0,
+            embedding vector({int(dim)}) NOT NULL,
+            reason text NOT NULL
+                CHECK (reason IN ('superseded', 'pruned', 'manual', 'outdated')),
+            superseded_by bigint,
+            archived_at double precision NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX archived_memories_namespace ON archived_memories(namespace, id)")
+    conn.execute(
+        "CREATE TABLE memory_corrections (memory_id bigint NOT NULL, "
+        "superseded_by bigint NOT NULL, created_at double precision NOT NULL, "
+        "PRIMARY KEY (memory_id, superseded_by))"
+    )
+    conn.execute(
+        """
+        CREATE TABLE memory_feedback (
+            task_id text NOT NULL REFERENCES tasks(task_id),
+            memory_id bigint NOT NULL,
+            verdict text NOT NULL CHECK (verdict IN ('useful', 'incorrect', 'outdated')),
+            created_at double precision NOT NULL,
+            PRIMARY KEY (task_id, memory_id)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX memory_feedback_memory ON memory_feedback(memory_id)")
+
+
+MIGRATIONS: list[Callable[[Any, int], None]] = [
+    m001_initial,
+    m002_inspection,
+    m003_evidence,
+    m004_archive,
+]
 
 
 def _applied(conn: Any) -> int:

@@ -11,7 +11,7 @@ rolls back together. The inspection page reads through a second connection of it
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import numpy as np
 from ...config import MemoryConfig
 from ...errors import InvalidInputError, ModelMismatchError
 from ...learning import LearningRule
-from ..base import MemoryRow, NewMemory, NewTask, Outcome, TaskRow
+from ..base import ArchivedRow, MemoryRow, NewMemory, NewTask, Outcome, TaskRow
 from . import ledger, memories
 from .connection import connect, write_transaction
 from .index import VectorIndex
@@ -40,6 +40,7 @@ _STATS_KEYS = (
     "tasks",
     "tasks_reported",
     "success_rate",
+    "archived",
 )
 
 
@@ -103,12 +104,24 @@ class SqliteTx:
               (SELECT count(*) FROM memories m WHERE m.namespace = n.namespace AND kind = 'failure'),
               (SELECT count(*) FROM tasks t WHERE t.namespace = n.namespace),
               (SELECT count(*) FROM tasks t WHERE t.namespace = n.namespace AND reward IS NOT NULL),
-              (SELECT avg(reward > 0) FROM tasks t WHERE t.namespace = n.namespace AND reward IS NOT NULL)
+              (SELECT avg(reward > 0) FROM tasks t WHERE t.namespace = n.namespace AND reward IS NOT NULL),
+              (SELECT count(*) FROM archived_memories a WHERE a.namespace = n.namespace)
             FROM namespaces n {where} ORDER BY n.namespace
             """,
             [] if namespace is None else [namespace],
         ).fetchall()
         return [dict(zip(_STATS_KEYS, r)) for r in rows]
+
+    def archived(self, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
+        return memories.archived(self.conn, memory_ids)
+
+    def archived_page(
+        self, namespace: str | None, after_id: int, limit: int
+    ) -> list[ArchivedRow]:
+        return memories.archived_page(self.conn, namespace, after_id, limit)
+
+    def superseded_live(self, namespace: str) -> list[int]:
+        return memories.superseded_live(self.conn, namespace)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -129,11 +142,31 @@ class SqliteTx:
         used_ids: list[int] | None,
         credit: Sequence[int],
         rule: LearningRule | None,
+        rewards: Mapping[int, float] | None = None,
     ) -> Outcome:
-        return ledger.apply_outcome(self.conn, task_id, outcome, reward, used_ids, credit, rule)
+        return ledger.apply_outcome(
+            self.conn, task_id, outcome, reward, used_ids, credit, rule, rewards
+        )
 
     def delete_memories(self, memory_ids: Sequence[int]) -> int:
         return memories.delete(self.conn, self._s.index, memory_ids)
+
+    def archive_memories(
+        self, memory_ids: Sequence[int], reason: str, superseded_by: int | None = None
+    ) -> list[int]:
+        return memories.archive(self.conn, self._s.index, memory_ids, reason, superseded_by)
+
+    def lock_memories(self, memory_ids: Sequence[int]) -> None:
+        """Nothing to do: the write transaction holds the file."""
+
+    def delete_archived(self, memory_ids: Sequence[int]) -> int:
+        return memories.delete_archived(self.conn, memory_ids)
+
+    def restore_memories(self, memory_ids: Sequence[int], config: MemoryConfig) -> list[int]:
+        return memories.restore(self.conn, self._s.index, memory_ids, self._s.model_id, config)
+
+    def record_feedback(self, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
+        memories.record_feedback(self.conn, task_id, feedback)
 
 
 class SqliteStorage:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ... import learning
@@ -71,6 +71,7 @@ def task(conn: Any, task_id: str) -> TaskRow | None:
         reward=row[4],
         injected=[int(c[0]) for c in cands if c[1]],
         credited=[int(c[0]) for c in cands if c[2]],
+        pool=[int(c[0]) for c in cands],
     )
 
 
@@ -82,9 +83,11 @@ def apply_outcome(
     used_ids: list[int] | None,
     credit: Sequence[int],
     rule: LearningRule | None,
+    rewards: Mapping[int, float] | None = None,
 ) -> Outcome:
     """Record the outcome of an unreported task, mark `credit`, and with a `rule` update
-    them as one statement (no read-modify-write). Inside the caller's write transaction."""
+    them toward `reward` (or `rewards[id]`, per-memory feedback), one statement per reward
+    (no read-modify-write). Inside the caller's write transaction."""
     # The clock is read under the write lock, so reported_at orders the ledger the way the
     # Q updates were applied, also across processes (replayable history).
     now = time.time()
@@ -98,15 +101,20 @@ def apply_outcome(
     if updated is None:
         raise InvalidInputError(f"task {task_id!r} already has an outcome")
     if rule is not None and credit:
-        named = {f"m{i}": m for i, m in enumerate(credit)}
-        rows = conn.execute(
-            f"UPDATE memories SET {learning.set_clause(lambda n: ':' + n)}, "
-            "n_updates = n_updates + 1, last_reward = :r, updated_at = :now WHERE id IN "
-            "(SELECT memory_id FROM task_candidates WHERE task_id = :task AND memory_id IN "
-            f"({','.join(':' + k for k in named)})) RETURNING id, q",
-            {**rule.params(reward), "now": now, "task": task_id, **named},
-        ).fetchall()
-        new_q = {int(r[0]): float(r[1]) for r in rows}
+        groups: dict[float, list[int]] = {}
+        for m in credit:
+            groups.setdefault((rewards or {}).get(m, reward), []).append(m)
+        new_q = {}
+        for r, ids in groups.items():
+            named = {f"m{i}": m for i, m in enumerate(ids)}
+            rows = conn.execute(
+                f"UPDATE memories SET {learning.set_clause(lambda n: ':' + n, ':r')}, "
+                "n_updates = n_updates + 1, last_reward = :r, updated_at = :now WHERE id IN "
+                "(SELECT memory_id FROM task_candidates WHERE task_id = :task AND memory_id IN "
+                f"({','.join(':' + k for k in named)})) RETURNING id, q",
+                {**rule.params(), "r": r, "now": now, "task": task_id, **named},
+            ).fetchall()
+            new_q.update({int(row[0]): float(row[1]) for row in rows})
     else:
         new_q = q_of(conn, credit)
     if credit:  # marked with the Q right after this outcome: each memory's history

@@ -12,7 +12,15 @@ import numpy as np
 
 from ... import calibration
 from ...config import MemoryConfig
-from ..base import MEMORY_FIELDS, MemoryRow, NewMemory, refuse_other_model
+from ...retrieval import intent_key
+from ..base import (
+    MEMORY_FIELDS,
+    ArchivedRow,
+    MemoryRow,
+    NewMemory,
+    refuse_clash,
+    refuse_other_model,
+)
 from .index import VectorIndex
 
 COLUMNS = ", ".join(MEMORY_FIELDS)
@@ -104,8 +112,22 @@ def insert(
 
 def _intent(conn: Any, index: VectorIndex, m: NewMemory, vector: np.ndarray, now: float) -> int:
     """The id of the memory's intent, created (with its vector) if the namespace has none."""
+    return _intent_of(
+        conn, index, m.namespace, m.intent_key, m.intent, m.created_at or now, vector
+    )
+
+
+def _intent_of(
+    conn: Any,
+    index: VectorIndex,
+    namespace: str,
+    key: str,
+    text: str,
+    created_at: float,
+    vector: np.ndarray,
+) -> int:
     row = conn.execute(
-        "SELECT id FROM intents WHERE namespace = ? AND key = ?", (m.namespace, m.intent_key)
+        "SELECT id FROM intents WHERE namespace = ? AND key = ?", (namespace, key)
     ).fetchone()
     if row is not None:
         return int(row[0])
@@ -113,10 +135,10 @@ def _intent(conn: Any, index: VectorIndex, m: NewMemory, vector: np.ndarray, now
         conn.execute(
             "INSERT INTO intents(namespace, key, text, created_at) VALUES (?, ?, ?, ?) "
             "RETURNING id",
-            (m.namespace, m.intent_key, m.intent, m.created_at or now),
+            (namespace, key, text, created_at),
         ).fetchone()[0]
     )
-    index.add(conn, intent_id, m.namespace, vector)
+    index.add(conn, intent_id, namespace, vector)
     return intent_id
 
 
@@ -147,6 +169,145 @@ def delete(conn: Any, index: VectorIndex, memory_ids: Sequence[int]) -> int:
         index.delete(conn, orphans)
         conn.executemany("DELETE FROM intents WHERE id = ?", [(i,) for i in orphans])
     return deleted
+
+
+# -- the archive -----------------------------------------------------------------------------
+
+ARCHIVE_EXTRA = "reason, superseded_by, archived_at"
+
+
+def archive(
+    conn: Any,
+    index: VectorIndex,
+    memory_ids: Sequence[int],
+    reason: str,
+    superseded_by: int | None,
+) -> list[int]:
+    """Copy live memories (with their intent's vector) into `archived_memories`, then
+    delete them by `delete`, the path of forget: an intent left empty leaves the index."""
+    now = time.time()
+    ids = sorted(set(int(m) for m in memory_ids))
+    cols = ", ".join(f"m.{c}" for c in MEMORY_FIELDS)
+    moved: list[int] = []
+    for start in range(0, len(ids), _CHUNK):
+        rows = conn.execute(
+            f"INSERT INTO archived_memories({COLUMNS}, embedding, {ARCHIVE_EXTRA}) "
+            f"SELECT {cols}, v.embedding, ?, ?, ? FROM memories m "
+            "JOIN intent_vectors v ON v.intent_id = m.intent_id "
+            "WHERE m.id IN (SELECT value FROM json_each(?)) RETURNING id",
+            (reason, superseded_by, now, json.dumps(ids[start : start + _CHUNK])),
+        ).fetchall()
+        moved += [int(r[0]) for r in rows]
+    moved.sort()
+    if superseded_by is not None and moved:
+        conn.executemany(
+            "INSERT INTO memory_corrections(memory_id, superseded_by, created_at) "
+            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [(m, superseded_by, now) for m in moved],
+        )
+    delete(conn, index, moved)
+    return moved
+
+
+def restore(
+    conn: Any, index: VectorIndex, memory_ids: Sequence[int], model_id: str, config: MemoryConfig
+) -> list[int]:
+    """Move archived memories back into `memories` under their ids, each filed under its
+    intent (re-created with the archived vector if it was deleted)."""
+    restored: list[int] = []
+    namespaces: set[str] = set()
+    for mid in sorted(set(int(m) for m in memory_ids)):
+        row = conn.execute(
+            "SELECT namespace, intent, content_hash, created_at, embedding "
+            "FROM archived_memories WHERE id = ?",
+            (mid,),
+        ).fetchone()
+        if row is None:
+            continue
+        namespace, intent, chash, created_at, blob = row
+        claim_namespace(conn, namespace, model_id)
+        refuse_clash(mid, namespace, _existing(conn, namespace, chash))
+        vector = np.frombuffer(blob, dtype=np.float32).copy()
+        intent_id = _intent_of(
+            conn, index, namespace, intent_key(intent), intent, created_at, vector
+        )
+        rest = ", ".join(MEMORY_FIELDS[3:])
+        conn.execute(
+            f"INSERT INTO memories({COLUMNS}) SELECT id, namespace, ?, {rest} "
+            "FROM archived_memories WHERE id = ?",
+            (intent_id, mid),
+        )
+        conn.execute("DELETE FROM archived_memories WHERE id = ?", (mid,))
+        restored.append(mid)
+        namespaces.add(namespace)
+    for ns in sorted(namespaces):
+        recalibrate_if_due(conn, index, ns, config)
+    return restored
+
+
+def delete_archived(conn: Any, memory_ids: Sequence[int]) -> int:
+    ids = sorted(set(int(m) for m in memory_ids))
+    gone = 0
+    for start in range(0, len(ids), _CHUNK):
+        gone += conn.execute(
+            "DELETE FROM archived_memories WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids[start : start + _CHUNK]),),
+        ).rowcount
+    return int(gone)
+
+
+def _existing(conn: Any, namespace: str, content_hash: str) -> int | None:
+    row = conn.execute(
+        "SELECT id FROM memories WHERE namespace = ? AND content_hash = ?",
+        (namespace, content_hash),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def archived(conn: Any, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
+    out: dict[int, ArchivedRow] = {}
+    ids = [int(m) for m in memory_ids]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for r in conn.execute(
+            f"SELECT {COLUMNS}, {ARCHIVE_EXTRA} FROM archived_memories WHERE id IN ({marks})",
+            chunk,
+        ):
+            out[int(r[0])] = ArchivedRow.from_row(r)
+    return out
+
+
+def archived_page(
+    conn: Any, namespace: str | None, after_id: int, limit: int
+) -> list[ArchivedRow]:
+    args: list[Any] = [after_id]
+    where = "id > ?"
+    if namespace is not None:
+        where, args = "namespace = ? AND id > ?", [namespace, after_id]
+    rows = conn.execute(
+        f"SELECT {COLUMNS}, {ARCHIVE_EXTRA} FROM archived_memories WHERE {where} "
+        "ORDER BY id LIMIT ?",
+        [*args, limit],
+    ).fetchall()
+    return [ArchivedRow.from_row(r) for r in rows]
+
+
+def superseded_live(conn: Any, namespace: str) -> list[int]:
+    rows = conn.execute(
+        "SELECT DISTINCT m.id FROM memories m JOIN memory_corrections c ON c.memory_id = m.id "
+        "JOIN memories s ON s.id = c.superseded_by WHERE m.namespace = ? ORDER BY m.id",
+        (namespace,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def record_feedback(conn: Any, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
+    now = time.time()
+    conn.executemany(
+        "INSERT INTO memory_feedback(task_id, memory_id, verdict, created_at) VALUES (?, ?, ?, ?)",
+        [(task_id, int(m), v, now) for m, v in feedback],
+    )
 
 
 # -- reads -----------------------------------------------------------------------------------

@@ -295,6 +295,67 @@ def m005_evidence(conn: Any, dim: int) -> None:
     conn.execute("ALTER TABLE memories ADD COLUMN failures REAL NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE memories ADD COLUMN q_recent REAL NOT NULL DEFAULT 0")
     conn.execute("UPDATE memories SET q_recent = q")
+def m006_archive(conn: Any, dim: int) -> None:
+    """The archive of memories that left retrieval, and the ledger of corrections and
+    per-memory feedback.
+
+    - `archived_memories`: a memory's row as it left `memories` (same id: ids are never
+      reused, so restoring it under that id is safe), the float32 vector of the intent it
+      was filed under (the intent may be deleted with its last memory; restoring re-creates
+      it without re-embedding), why (`reason`), the correction that replaced it
+      (`superseded_by`) and when.
+    - `memory_corrections`: every supersession ever made (memory -> its correction); kept
+      when the memory is restored, so `prune` finds superseded leftovers.
+    - `memory_feedback`: the verdicts of report_outcome (useful, incorrect, outdated) per
+      task and memory.
+    """
+    conn.execute(
+        """
+        CREATE TABLE archived_memories (
+            id INTEGER PRIMARY KEY,
+            namespace TEXT NOT NULL,
+            intent_id INTEGER NOT NULL,
+            intent TEXT NOT NULL,
+            experience TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('success', 'failure', 'note')),
+            q REAL NOT NULL,
+            n_updates INTEGER NOT NULL DEFAULT 0,
+            last_reward REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            content_hash TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            model_id TEXT NOT NULL,
+            source_task_id TEXT,
+            successes REAL NOT NULL DEFAULT 0,
+            failures REAL NOT NULL DEFAULT 0,
+            q_recent REAL NOT NULL DEFAULT 0,
+            embedding BLOB NOT NULL,
+            reason TEXT NOT NULL
+                CHECK (reason IN ('superseded', 'pruned', 'manual', 'outdated')),
+            superseded_by INTEGER,
+            archived_at REAL NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX archived_memories_namespace ON archived_memories(namespace, id)")
+    conn.execute(
+        "CREATE TABLE memory_corrections (memory_id INTEGER NOT NULL, "
+        "superseded_by INTEGER NOT NULL, created_at REAL NOT NULL, "
+        "PRIMARY KEY (memory_id, superseded_by)) WITHOUT ROWID"
+    )
+    conn.execute(
+        """
+        CREATE TABLE memory_feedback (
+            task_id TEXT NOT NULL REFERENCES tasks(task_id),
+            memory_id INTEGER NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('useful', 'incorrect', 'outdated')),
+            created_at REAL NOT NULL,
+            PRIMARY KEY (task_id, memory_id)
+        ) WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX memory_feedback_memory ON memory_feedback(memory_id)")
 
 
 MIGRATIONS: list[Callable[[Any, int], None]] = [
@@ -303,6 +364,7 @@ MIGRATIONS: list[Callable[[Any, int], None]] = [
     m003_intents,
     m004_inspection,
     m005_evidence,
+    m006_archive,
 ]
 
 
