@@ -30,6 +30,8 @@ class MemoryConfig:
     calibration_min: int = 20  # memories needed before delta is calibrated
     calibration_quantile: float = 0.8  # top-20% of pairwise intent similarity
     epsilon: float = 0.0  # epsilon-greedy exploration in phase B
+    gate_learning: bool = False  # learn delta from outcomes per namespace (gate_learning.py)
+    gate_max_step: float = 0.15  # how far the learned delta may move from the calibrated one
     success_reward: float = 1.0
     failure_reward: float = -1.0
     learning: bool = True  # False records outcomes without touching Q (a RAG baseline)
@@ -52,6 +54,10 @@ class MemoryConfig:
         if self.delta is not None:
             _check(-1.0 <= self.delta <= 1.0, f"delta must be in [-1, 1], got {self.delta}")
         _check(0.0 <= self.epsilon <= 1.0, f"epsilon must be in [0, 1], got {self.epsilon}")
+        _check(
+            0.0 <= self.gate_max_step <= 1.0,
+            f"gate_max_step must be in [0, 1], got {self.gate_max_step}",
+        )
         for name in ("success_reward", "failure_reward"):
             r = getattr(self, name)
             _check(-1.0 <= r <= 1.0, f"{name} must be in [-1, 1], got {r}")

@@ -101,6 +101,16 @@ def _learning(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="record outcomes but leave Q unchanged (a similarity-only baseline)",
     )
+    _learn_gate(p)
+
+
+def _learn_gate(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--learn-gate",
+        action="store_true",
+        dest="learn_gate",
+        help="learn the similarity gate delta from outcomes per namespace (default off)",
+    )
 
 
 def _q_init(p: argparse.ArgumentParser) -> None:
@@ -197,6 +207,7 @@ def _others(sub: argparse._SubParsersAction) -> None:
     _common(p)
     _namespace(p, "namespace to show (default: this git repo)")
     p.add_argument("--all", action="store_true", help="every namespace in the database")
+    _learn_gate(p)
 
     p = sub.add_parser("export", help="export memories as JSON Lines")
     _common(p)

@@ -33,9 +33,11 @@ POLICIES = (
     Policy("lam0", "lambda 0, learning on", ("--lam", "0")),
     Policy("lam1", "lambda 1", ("--lam", "1")),
 )
-# Not in the default set: MemRL crediting only the memories the agent acted on (used_ids).
+# Not in the default set: MemRL crediting only the memories the agent acted on (used_ids);
+# MemRL with the gate learned from outcomes (memrl/gate_learning.py).
 EXTRA_POLICIES = (
     Policy("memrl_used", "MemRL, used_ids credit", ("--lam", "0.5"), credit_used=True),
+    Policy("memrl_gate", "MemRL, learned gate", ("--lam", "0.5", "--learn-gate")),
 )
 ALL_POLICIES = POLICIES + EXTRA_POLICIES
 

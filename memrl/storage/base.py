@@ -32,6 +32,7 @@ import numpy as np
 
 from ..config import MemoryConfig
 from ..errors import ModelMismatchError
+from ..gate_learning import ReportedTask
 
 MEMORY_FIELDS = (
     "id",
@@ -174,6 +175,13 @@ class ReadTx(Protocol):
 
     def namespace_delta(self, namespace: str) -> float | None: ...
 
+    def learned_delta(self, namespace: str) -> float | None:
+        """The namespace's gate learned from outcomes (gate_learning.py), if any."""
+
+    def reported_tasks(self, namespace: str, limit: int) -> list[ReportedTask]:
+        """The namespace's last `limit` reported tasks (by recall time), newest first,
+        each with its injected memories and their similarities."""
+
     def nearest_intents(
         self, query: np.ndarray, namespace: str, k: int
     ) -> list[tuple[int, float]]: ...
@@ -214,6 +222,13 @@ class WriteTx(ReadTx, Protocol):
         """Record the outcome, mark `credit`, and (alpha given) move their Q."""
 
     def delete_memories(self, memory_ids: Sequence[int]) -> int: ...
+
+    def count_gate_report(self, namespace: str) -> int:
+        """Count one outcome toward the gate's next recomputation; the count now (0 for a
+        namespace that has no row yet: nothing stored in it)."""
+
+    def set_learned_delta(self, namespace: str, delta: float | None) -> None:
+        """Store the namespace's learned gate (None: none learned)."""
 
 
 # -- inspection reads (the page of `memrl ui`) ---------------------------------------------

@@ -168,7 +168,22 @@ def m002_inspection(conn: Any, dim: int) -> None:
     conn.execute("DROP INDEX tasks_namespace")
 
 
-MIGRATIONS: list[Callable[[Any, int], None]] = [m001_initial, m002_inspection]
+def m005_learned_gate(conn: Any, dim: int) -> None:
+    """The gate learned from outcomes (SQLite's m007_learned_gate, in PostgreSQL terms):
+    `namespaces.learned_delta` (NULL: none learned), `learned_reports` (outcomes counted
+    while learning is on) and `learned_at`. Nullable columns and a constant default rewrite
+    nothing. (Numbered 5: the numbers 3 and 4 are assigned to other changes of the schema.)
+    """
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_delta double precision")
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_reports bigint NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_at double precision")
+
+
+MIGRATIONS: list[Callable[[Any, int], None]] = [
+    m001_initial,
+    m002_inspection,
+    m005_learned_gate,
+]
 
 
 def _applied(conn: Any) -> int:

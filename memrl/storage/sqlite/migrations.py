@@ -287,11 +287,25 @@ def m004_inspection(conn: Any, dim: int) -> None:
     conn.execute("CREATE INDEX memories_by_created ON memories(namespace, created_at)")
 
 
+def m007_learned_gate(conn: Any, dim: int) -> None:
+    """The gate learned from outcomes (memrl/gate_learning.py), next to the calibrated one.
+
+    - `namespaces.learned_delta`: the learned gate (NULL: none learned yet);
+    - `namespaces.learned_reports`: outcomes counted while learning is on (every
+      gate_learning.EVERY of them recompute it); `learned_at`: when it was last computed.
+    (Numbered 7: the numbers 5 and 6 are assigned to other changes of the schema.)
+    """
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_delta REAL")
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_reports INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_at REAL")
+
+
 MIGRATIONS: list[Callable[[Any, int], None]] = [
     m001_initial,
     m002_code_snapshots,
     m003_intents,
     m004_inspection,
+    m007_learned_gate,
 ]
 
 
