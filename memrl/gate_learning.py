@@ -42,7 +42,9 @@ gate this task would have had no memory" ignores that a smaller pool could still
 another memory above the new gate. The gate can only learn to close above the evidence
 the ledger holds: tasks never see memories below the gate in force, so bins below it stay
 empty, and once the window no longer holds the tasks that closed a bin the rule returns
-toward c (the evidence expires after WINDOW tasks, which re-tests the closed range).
+toward c (the evidence expires after WINDOW tasks, which re-tests the closed range). The
+top bin is open above, so memories at or above the highest grid value always inject: the
+gate moves, it never shuts memory off.
 
 **False-positive injection rate.** Over the injected (task, memory) pairs of the window's
 reported tasks: the share whose task failed (reward <= 0) and did not use the memory: the

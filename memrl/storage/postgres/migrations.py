@@ -173,10 +173,15 @@ def m005_learned_gate(conn: Any, dim: int) -> None:
     `namespaces.learned_delta` (NULL: none learned), `learned_reports` (outcomes counted
     while learning is on) and `learned_at`. Nullable columns and a constant default rewrite
     nothing. (Numbered 5: the numbers 3 and 4 are assigned to other changes of the schema.)
+    `IF NOT EXISTS`: a test that writes an older schema with today's code adds the columns
+    that code reads first.
     """
-    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_delta double precision")
-    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_reports bigint NOT NULL DEFAULT 0")
-    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_at double precision")
+    for column in (
+        "learned_delta double precision",
+        "learned_reports bigint NOT NULL DEFAULT 0",
+        "learned_at double precision",
+    ):
+        conn.execute(f"ALTER TABLE namespaces ADD COLUMN IF NOT EXISTS {column}")
 
 
 MIGRATIONS: list[Callable[[Any, int], None]] = [
