@@ -83,3 +83,17 @@ def test_stats_shows_the_learned_gate_and_its_evidence(tmp_path: Path) -> None:
     assert off["delta"] == 0.35 and off["delta_kind"] == "default"
     assert off["delta_learned"] == pytest.approx(0.425) and off["gate_learning"] is False
     assert off["delta_source"] == "default until the namespace has 20 distinct intents"
+
+
+def test_the_eval_reads_the_gate_of_each_policy_database(tmp_path: Path) -> None:
+    from memrl_clients.eval import gate
+
+    run = tmp_path / "seed3-bank0.5"
+    run.mkdir()
+    build(run / "humaneval-memrl_gate.db")
+    [row] = gate.collect(tmp_path)
+    assert (row["env"], row["policy"], row["seed"], row["bank"]) == ("humaneval", "memrl_gate", 3, 0.5)
+    assert row["false_positive_rate"] == pytest.approx(0.5) and row["injected_memories"] == 10
+    assert row["delta_learned"] == pytest.approx(0.425) and row["delta_calibrated"] is None
+    assert row["delta_last_recall"] == pytest.approx(0.35)  # learned at the 20th outcome
+    assert "| humaneval | 0.5 | memrl_gate | 1 | 0.500 | 10 | - | 0.425 | 0.350 |" in gate.table([row])
