@@ -58,7 +58,7 @@ def build(db: Path) -> None:
         for query, successes, n in (("qA", 6, 10), ("qB", 0, 5), ("qC", 5, 5)):
             for i in range(n):
                 task = memory.recall(query, "ns")
-                memory.report(task.task_id, success=i < successes)
+                memory.report(task.task_id or "", success=i < successes)
     finally:
         memory.close()
 
