@@ -447,8 +447,10 @@ class Memory:
 
     def stats(self, namespace: str | None = None) -> list[dict[str, Any]]:
         """Per-namespace counts, mean Q, success rate, and the gate a recall applies now:
-        `delta`, where it comes from (`delta_source`: explicit, learned, calibrated or
-        default, with `delta_source_detail`), the calibrated and learned values, and the
+        `delta`, where it comes from (`delta_kind`: explicit, learned, calibrated or
+        default; `delta_source`: the same in words), the calibrated and learned values
+        (`delta_calibrated`, `delta_learned`; the learned one applies only with
+        `gate_learning` on), and the
         evidence of gate learning over the last gate_learning.WINDOW reported tasks
         (`gate_evidence`: tasks injected above and below the gate and their success
         rates, tasks with an empty pool, the false-positive injection rate)."""

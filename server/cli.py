@@ -109,7 +109,7 @@ def _learn_gate(p: argparse.ArgumentParser) -> None:
         "--learn-gate",
         action="store_true",
         dest="learn_gate",
-        help="learn the similarity gate delta from outcomes per namespace (default off)",
+        help="the similarity gate delta learned from outcomes per namespace: learn it (serve, report), apply it (serve, recall), show it (stats); default off",
     )
 
 
@@ -157,6 +157,7 @@ def _recall(sub: argparse._SubParsersAction) -> None:
     _namespace(p, "memory scope (default: this git repo)")
     _model(p)
     _retrieval(p)
+    _learn_gate(p)
     p.add_argument("task", help="one-sentence description of the task")
     p.add_argument("--k", type=int, help="memories to inject (overrides --k2)")
     p.add_argument(

@@ -97,3 +97,14 @@ def test_the_eval_reads_the_gate_of_each_policy_database(tmp_path: Path) -> None
     assert row["delta_learned"] == pytest.approx(0.425) and row["delta_calibrated"] is None
     assert row["delta_last_recall"] == pytest.approx(0.35)  # learned at the 20th outcome
     assert "| humaneval | 0.5 | memrl_gate | 1 | 0.500 | 10 | - | 0.425 | 0.350 |" in gate.table([row])
+
+
+def test_the_commands_that_take_learn_gate() -> None:
+    from memrl_server.cli import build_parser
+
+    commands = build_parser().commands  # type: ignore[attr-defined]
+    takes = {
+        name for name, parser in commands.items()
+        if any("--learn-gate" in a.option_strings for a in parser._actions)
+    }
+    assert takes == {"serve", "recall", "report", "stats"}
