@@ -39,6 +39,8 @@ class MemoryConfig:
     explore_weight: float = 1.0
     alpha_recent: float = 0.7  # rate of the fast EMA that detects a change (learning.py)
     change_threshold: float | None = None  # None: no change detection
+    gate_learning: bool = False  # learn delta from outcomes per namespace (gate_learning.py)
+    gate_max_step: float = 0.15  # how far the learned delta may move from the calibrated one
     success_reward: float = 1.0
     failure_reward: float = -1.0
     learning: bool = True  # False records outcomes without touching Q (a RAG baseline)
@@ -104,6 +106,10 @@ class MemoryConfig:
         _check(
             0.0 < self.prune_stale_days <= 36_500.0,
             f"prune_stale_days must be in (0, 36500], got {self.prune_stale_days}",
+        )
+        _check(
+            0.0 <= self.gate_max_step <= 1.0,
+            f"gate_max_step must be in [0, 1], got {self.gate_max_step}",
         )
         for name in ("success_reward", "failure_reward"):
             r = getattr(self, name)

@@ -50,7 +50,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import inspection, retrieval, validation
+from . import gate_learning, inspection, retrieval, validation
 from .config import DEFAULT_NAMESPACE as DEFAULT_NAMESPACE  # re-exported
 from .config import MemoryConfig
 from .embeddings import Embedder
@@ -58,7 +58,7 @@ from .errors import InvalidInputError, ModelMismatchError, UnknownTaskError
 from .redaction import clean_metadata, clean_text
 from .retrieval import Candidate, RecallParams
 from .storage import MemoryRow, NewMemory, NewTask, PoolRow, Storage, TaskCandidate, TaskRow
-from .storage.base import ARCHIVE_REASONS, ArchivedRow, iter_archived, iter_memories
+from .storage.base import ARCHIVE_REASONS, ArchivedRow, WriteTx, iter_archived, iter_memories
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -291,7 +291,10 @@ class Memory:
         vector = self.embedder.embed_query(query)
         with self.storage.read() as r:
             r.check_model(namespace)
-            gate = retrieval.gate(params.delta, r.namespace_delta(namespace), self.config)
+            gate = retrieval.gate(
+                params.delta, r.namespace_delta(namespace), self.config,
+                r.learned_delta(namespace) if self.config.gate_learning else None,
+            )
             intents = retrieval.phase_a(r.nearest_intents(vector, namespace, params.k1), gate, params.k1)
             rows = r.members([iid for iid, _ in intents], params.per_intent)
         similarity = dict(intents)
@@ -374,6 +377,8 @@ class Memory:
             if verdicts:
                 tx.record_feedback(task_id, verdicts)
             archived = tx.archive_memories(outdated, "outdated") if outdated else []
+            if self.config.gate_learning:
+                self._learn_gate(tx, task.namespace)
             reflection_id = None
             if lesson is not None:
                 [(reflection_id, _)] = tx.insert_memories([lesson], self.config)
@@ -399,6 +404,15 @@ class Memory:
             if v != "outdated"
         }
         return rewards, [m for m, v in verdicts if v == "outdated"]
+
+    def _learn_gate(self, tx: WriteTx, namespace: str) -> None:
+        """Count the outcome; every gate_learning.EVERY outcomes, recompute the
+        namespace's learned gate from its last WINDOW reported tasks (same transaction)."""
+        if not gate_learning.due(tx.count_gate_report(namespace)):
+            return
+        tasks = tx.reported_tasks(namespace, gate_learning.WINDOW)
+        evidence = gate_learning.learn(tasks, tx.namespace_delta(namespace), self.config)
+        tx.set_learned_delta(namespace, evidence.learned)
 
     @staticmethod
     def _credit(task: TaskRow, used: list[int] | None) -> list[int]:
@@ -624,21 +638,39 @@ class Memory:
 
     def stats(self, namespace: str | None = None) -> list[dict[str, Any]]:
         """Per-namespace counts, mean Q, success rate, and the gate a recall applies now:
-        `delta`, where it comes from (`delta_source`) and the calibrated value, if any."""
+        `delta`, where it comes from (`delta_kind`: explicit, learned, calibrated or
+        default; `delta_source`: the same in words), the calibrated and learned values
+        (`delta_calibrated`, `delta_learned`; the learned one applies only with
+        `gate_learning` on), and the
+        evidence of gate learning over the last gate_learning.WINDOW reported tasks
+        (`gate_evidence`: tasks injected above and below the gate and their success
+        rates, tasks with an empty pool, the false-positive injection rate)."""
         cfg = self.config
         with self.storage.read() as r:
             rows = r.stats(namespace)
+            ledgers = {
+                row["namespace"]: r.reported_tasks(row["namespace"], gate_learning.WINDOW)
+                for row in rows
+            }
         for row in rows:
-            row["delta_calibrated"] = row["delta"]
-            row["delta"] = retrieval.gate(cfg.delta, row["delta"], cfg)
+            calibrated, learned = row["delta"], row["delta_learned"]
+            row["delta_calibrated"] = calibrated
+            row["delta"] = retrieval.gate(cfg.delta, calibrated, cfg, learned)
             if cfg.delta is not None:
-                row["delta_source"] = "set by --delta"
-            elif row["delta_calibrated"] is not None:
-                row["delta_source"] = "calibrated on this namespace's intents"
+                source, detail = "explicit", "set by --delta"
+            elif cfg.gate_learning and learned is not None:
+                source, detail = "learned", "learned from outcomes in this namespace (--learn-gate)"
+            elif calibrated is not None:
+                source, detail = "calibrated", "calibrated on this namespace's intents"
             else:
-                row["delta_source"] = (
-                    f"default until the namespace has {cfg.calibration_min} distinct intents"
-                )
+                source = "default"
+                detail = f"default until the namespace has {cfg.calibration_min} distinct intents"
+            row["delta_source"] = detail
+            row["delta_kind"] = source
+            row["gate_learning"] = cfg.gate_learning
+            evidence = gate_learning.learn(ledgers[row["namespace"]], calibrated, cfg)
+            row["gate_evidence"] = evidence.as_dict()
+            row["false_positive_rate"] = evidence.false_positive_rate
         return rows
 
     def forget(self, memory_ids: Sequence[int], namespace: str | None = None) -> ForgetResult:

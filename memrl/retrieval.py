@@ -4,9 +4,12 @@
 caller overrides them. A caller's `k` (memories to inject) sets k2 = k and widens the pool
 to k1 = max(k, configured k1).
 
-**The gate.** delta is, in order: the caller's or the configuration's explicit value; the
-namespace's calibrated value (the top-20% quantile of pairwise intent similarity, see
-`calibration`); `delta_small` while the namespace is too small to calibrate.
+**The gate.** delta is, in order: the caller's or the configuration's explicit value; with
+`gate_learning` on, the namespace's learned value (learned from outcomes, see
+`gate_learning`), kept within `gate_max_step` of the calibrated value in force and never
+below `delta_floor`; the namespace's calibrated value (the top-20% quantile of pairwise
+intent similarity, see `calibration`); `delta_small` while the namespace is too small to
+calibrate.
 
 **Phase A: similarity recall over distinct intents.** Memories are filed under their
 intent. Intent texts that are equal after `intent_key` (whitespace collapsed, lower case:
@@ -51,6 +54,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from . import gate_learning
 from .config import MemoryConfig
 
 Z_CLIP = 3.0
@@ -105,10 +109,17 @@ class RecallParams:
         )
 
 
-def gate(explicit: float | None, calibrated: float | None, config: MemoryConfig) -> float:
+def gate(
+    explicit: float | None,
+    calibrated: float | None,
+    config: MemoryConfig,
+    learned: float | None = None,
+) -> float:
     """delta for a recall (see the module docstring)."""
     if explicit is not None:
         return explicit
+    if config.gate_learning and learned is not None:
+        return gate_learning.clamp(learned, calibrated, config)
     if calibrated is not None:
         return calibrated
     return config.delta_small

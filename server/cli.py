@@ -124,6 +124,16 @@ def _learning(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="record outcomes but leave Q unchanged (a similarity-only baseline)",
     )
+    _learn_gate(p)
+
+
+def _learn_gate(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--learn-gate",
+        action="store_true",
+        dest="learn_gate",
+        help="the similarity gate delta learned from outcomes per namespace: learn it (serve, report), apply it (serve, recall), show it (stats); default off",
+    )
 
 
 def _capacity(p: argparse.ArgumentParser, what: str) -> None:
@@ -198,6 +208,7 @@ def _recall(sub: argparse._SubParsersAction) -> None:
     _namespace(p, "memory scope (default: this git repo)")
     _model(p)
     _retrieval(p)
+    _learn_gate(p)
     p.add_argument("task", help="one-sentence description of the task")
     p.add_argument("--k", type=int, help="memories to inject (overrides --k2)")
     p.add_argument(
@@ -260,6 +271,7 @@ def _others(sub: argparse._SubParsersAction) -> None:
     _common(p)
     _namespace(p, "namespace to show (default: this git repo)")
     p.add_argument("--all", action="store_true", help="every namespace in the database")
+    _learn_gate(p)
 
     p = sub.add_parser("export", help="export memories as JSON Lines")
     _common(p)

@@ -110,6 +110,21 @@ class NamespaceStats(BaseModel):
     delta: float = Field(description="The similarity gate a recall in this namespace applies")
     delta_source: str = Field(description="Where delta comes from")
     delta_calibrated: float | None = Field(description="The namespace's calibrated gate, if any")
+    delta_kind: str = Field(
+        default="calibrated", description="explicit, learned, calibrated or default"
+    )
+    delta_learned: float | None = Field(
+        default=None, description="The gate learned from outcomes (applied with --learn-gate)"
+    )
+    gate_learning: bool = Field(default=False, description="Whether the learned gate applies")
+    gate_evidence: dict[str, object] = Field(
+        default_factory=dict,
+        description="Gate learning's evidence over the last reported tasks (see memrl stats)",
+    )
+    false_positive_rate: float | None = Field(
+        default=None,
+        description="Share of injected memories whose task failed without using them",
+    )
     memories: int
     intents: int = Field(description="Distinct intents the memories are filed under")
     mean_q: float | None

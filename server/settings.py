@@ -68,7 +68,11 @@ def log_level(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
 def memory_config(args: argparse.Namespace) -> MemoryConfig:
     """The learning and retrieval parameters given as flags (the command's own flags only)."""
     overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k, None) is not None}
-    return MemoryConfig(learning=not getattr(args, "no_learning", False), **overrides)
+    return MemoryConfig(
+        learning=not getattr(args, "no_learning", False),
+        gate_learning=bool(getattr(args, "learn_gate", False)),
+        **overrides,
+    )
 
 
 def model_source(flag: str | None, environ: Mapping[str, str]) -> tuple[Path | None, bool]:

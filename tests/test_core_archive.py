@@ -59,7 +59,7 @@ def test_a_file_of_the_previous_schema_gets_the_archive(tmp_path) -> None:
     from fake_embedder import FakeEmbedder
 
     from memrl import Memory, MemoryConfig, open_storage
-    from memrl.storage.sqlite.migrations import MIGRATIONS
+    from memrl.storage.sqlite.migrations import MIGRATIONS, m006_archive
 
     path = tmp_path / "old.db"
     embedder = FakeEmbedder()
@@ -69,7 +69,9 @@ def test_a_file_of_the_previous_schema_gets_the_archive(tmp_path) -> None:
     conn = store._conn  # type: ignore[attr-defined]
     for table in ("archived_memories", "memory_corrections", "memory_feedback"):
         conn.execute(f"DROP TABLE {table}")
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    for column in ("learned_delta", "learned_reports", "learned_at"):  # the later migration's
+        conn.execute(f"ALTER TABLE namespaces DROP COLUMN {column}")
+    conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(m006_archive)}")
     memory.close()
 
     store = open_storage(path, embedder.dim, embedder.model_id)

@@ -34,7 +34,8 @@ POLICIES = (
     Policy("lam1", "lambda 1", ("--lam", "1")),
 )
 # Not in the default set: MemRL crediting only the memories the agent acted on (used_ids);
-# MemRL exploring with epsilon 0.2, whose ledger `memrl replay` can evaluate other settings on.
+# MemRL exploring with epsilon 0.2, whose ledger `memrl replay` can evaluate other settings on;
+# MemRL with the gate learned from outcomes (memrl/gate_learning.py).
 EXTRA_POLICIES = (
     Policy("memrl_used", "MemRL, used_ids credit", ("--lam", "0.5"), credit_used=True),
     # Beyond the paper (learning.py, retrieval.py): one mechanism each, on the paper's rule.
@@ -44,6 +45,7 @@ EXTRA_POLICIES = (
     Policy("memrl_ts", "MemRL + Thompson", ("--lam", "0.5", "--explore", "thompson")),
     Policy("memrl_cd", "MemRL + change detection", ("--lam", "0.5", "--change-threshold", "1.2")),
     Policy("memrl_eps", "MemRL, epsilon 0.2", ("--lam", "0.5", "--epsilon", "0.2")),
+    Policy("memrl_gate", "MemRL, learned gate", ("--lam", "0.5", "--learn-gate")),
 )
 ALL_POLICIES = POLICIES + EXTRA_POLICIES
 

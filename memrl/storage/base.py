@@ -36,6 +36,7 @@ import numpy as np
 
 from ..config import MemoryConfig
 from ..errors import InvalidInputError, ModelMismatchError
+from ..gate_learning import ReportedTask
 from ..learning import LearningRule, posterior_sd
 
 MEMORY_FIELDS = (
@@ -229,6 +230,13 @@ class ReadTx(Protocol):
 
     def namespace_delta(self, namespace: str) -> float | None: ...
 
+    def learned_delta(self, namespace: str) -> float | None:
+        """The namespace's gate learned from outcomes (gate_learning.py), if any."""
+
+    def reported_tasks(self, namespace: str, limit: int) -> list[ReportedTask]:
+        """The namespace's last `limit` reported tasks (by recall time), newest first,
+        each with its injected memories and their similarities."""
+
     def nearest_intents(
         self, query: np.ndarray, namespace: str, k: int
     ) -> list[tuple[int, float]]: ...
@@ -304,6 +312,12 @@ class WriteTx(ReadTx, Protocol):
 
     def record_feedback(self, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
         """Log per-memory verdicts of a task's outcome in `memory_feedback`."""
+    def count_gate_report(self, namespace: str) -> int:
+        """Count one outcome toward the gate's next recomputation; the count now (0 for a
+        namespace that has no row yet: nothing stored in it)."""
+
+    def set_learned_delta(self, namespace: str, delta: float | None) -> None:
+        """Store the namespace's learned gate (None: none learned)."""
 
 
 # -- inspection reads (the page of `memrl ui`) ---------------------------------------------

@@ -32,6 +32,7 @@ import numpy as np
 
 from ...config import MemoryConfig
 from ...errors import DatabaseError, InvalidInputError, ModelMismatchError
+from ...gate_learning import ReportedTask
 from ...learning import LearningRule
 from ...paths import redact_url
 from ..base import ArchivedRow, MemoryRow, NewMemory, NewTask, Outcome, TaskRow
@@ -50,6 +51,7 @@ _STATS_KEYS = (
     "namespace",
     "model_id",
     "delta",
+    "delta_learned",
     "memories",
     "intents",
     "mean_q",
@@ -69,12 +71,12 @@ class PostgresTx:
         self._s = storage
         self.conn = conn
         self._writing = writing
-        self._namespaces: dict[str, tuple[str, float | None] | None] = {}
+        self._namespaces: dict[str, tuple[str, float | None, float | None] | None] = {}
 
     # -- reads ------------------------------------------------------------------------------
 
-    def _namespace_row(self, namespace: str) -> tuple[str, float | None] | None:
-        """(model_id, delta) of a namespace, read once per read transaction: a recall asks
+    def _namespace_row(self, namespace: str) -> tuple[str, float | None, float | None] | None:
+        """(model_id, delta, learned delta) of a namespace, read once per read transaction: a recall asks
         for both, and each statement is a round trip to the server."""
         if self._writing or namespace not in self._namespaces:
             self._namespaces[namespace] = memories.namespace_row(self.conn, namespace)
@@ -88,6 +90,13 @@ class PostgresTx:
     def namespace_delta(self, namespace: str) -> float | None:
         row = self._namespace_row(namespace)
         return None if row is None or row[1] is None else float(row[1])
+
+    def learned_delta(self, namespace: str) -> float | None:
+        row = self._namespace_row(namespace)
+        return None if row is None or row[2] is None else float(row[2])
+
+    def reported_tasks(self, namespace: str, limit: int) -> list[ReportedTask]:
+        return ledger.reported_tasks(self.conn, namespace, limit)
 
     def nearest_intents(
         self, query: np.ndarray, namespace: str, k: int
@@ -126,7 +135,7 @@ class PostgresTx:
         where = "" if namespace is None else "WHERE n.namespace = %s"
         rows = self.conn.execute(
             f"""
-            SELECT n.namespace, n.model_id, n.delta,
+            SELECT n.namespace, n.model_id, n.delta, n.learned_delta,
               (SELECT count(*) FROM memories m WHERE m.namespace = n.namespace),
               (SELECT count(*) FROM intents i WHERE i.namespace = n.namespace),
               (SELECT avg(q) FROM memories m WHERE m.namespace = n.namespace),
@@ -209,6 +218,11 @@ class PostgresTx:
 
     def record_feedback(self, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
         memories.record_feedback(self.conn, task_id, feedback)
+    def count_gate_report(self, namespace: str) -> int:
+        return ledger.count_gate_report(self.conn, namespace)
+
+    def set_learned_delta(self, namespace: str, delta: float | None) -> None:
+        ledger.set_learned_delta(self.conn, namespace, delta)
 
 
 class PostgresStorage:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ... import learning
 from ...errors import InvalidInputError
+from ...gate_learning import ReportedTask
 from ...learning import LearningRule
 from ..base import NewTask, Outcome, TaskRow
 
@@ -153,3 +154,48 @@ def apply_outcome(
         (task_id,),
     )
     return Outcome(new_q, [m for m in credit if m not in new_q])
+
+
+# -- the gate learned from outcomes (gate_learning.py) -----------------------------------------
+
+
+def reported_tasks(conn: Any, namespace: str, limit: int) -> list[ReportedTask]:
+    """The last `limit` reported tasks of a namespace by recall time, newest first, with
+    their injected memories, in one statement (index tasks_by_created, then each pool)."""
+    rows = conn.execute(
+        "SELECT t.reward, t.used_ids, "
+        "ARRAY(SELECT c.memory_id FROM task_candidates c WHERE c.task_id = t.task_id "
+        "AND c.injected ORDER BY c.rank), "
+        "ARRAY(SELECT c.similarity FROM task_candidates c WHERE c.task_id = t.task_id "
+        "AND c.injected ORDER BY c.rank) "
+        "FROM tasks t WHERE t.namespace = %s AND t.reward IS NOT NULL "
+        'ORDER BY t.created_at DESC, t.task_id COLLATE "C" DESC LIMIT %s',
+        (namespace, int(limit)),
+    ).fetchall()
+    return [
+        ReportedTask(
+            float(r[0]),
+            None if r[1] is None else [int(x) for x in r[1]],
+            [(int(m), float(s)) for m, s in zip(r[2], r[3])],
+        )
+        for r in rows
+    ]
+
+
+def count_gate_report(conn: Any, namespace: str) -> int:
+    """One more outcome toward the gate's recomputation. The update locks the namespace's
+    row until the outcome commits: with learning on, outcomes of one namespace queue here
+    (learning is off by default)."""
+    row = conn.execute(
+        "UPDATE namespaces SET learned_reports = learned_reports + 1 WHERE namespace = %s "
+        "RETURNING learned_reports",
+        (namespace,),
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def set_learned_delta(conn: Any, namespace: str, delta: float | None) -> None:
+    conn.execute(
+        "UPDATE namespaces SET learned_delta = %s, learned_at = %s WHERE namespace = %s",
+        (delta, time.time(), namespace),
+    )

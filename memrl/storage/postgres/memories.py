@@ -49,12 +49,22 @@ def check_model(conn: Any, namespace: str, model_id: str) -> None:
         refuse_other_model(namespace, row[0], model_id)
 
 
-def namespace_row(conn: Any, namespace: str) -> tuple[str, float | None] | None:
-    """(model_id, calibrated delta) of a namespace, None before its first write."""
+def namespace_row(
+    conn: Any, namespace: str
+) -> tuple[str, float | None, float | None] | None:
+    """(model_id, calibrated delta, learned delta) of a namespace, None before its first
+    write."""
     row = conn.execute(
-        "SELECT model_id, delta FROM namespaces WHERE namespace = %s", (namespace,)
+        "SELECT model_id, delta, learned_delta FROM namespaces WHERE namespace = %s",
+        (namespace,),
     ).fetchone()
-    return None if row is None else (str(row[0]), None if row[1] is None else float(row[1]))
+    if row is None:
+        return None
+    return (
+        str(row[0]),
+        None if row[1] is None else float(row[1]),
+        None if row[2] is None else float(row[2]),
+    )
 
 
 def newest_vectors(conn: Any, namespace: str, limit: int, dim: int) -> np.ndarray:

@@ -171,11 +171,14 @@ def m002_inspection(conn: Any, dim: int) -> None:
 def m003_evidence(conn: Any, dim: int) -> None:
     """The evidence next to Q (SQLite's m005): credited successes and failures, and the
     fast EMA of change detection; earlier memories start with no evidence and q_recent = q.
+    `IF NOT EXISTS`: a test that writes an older schema with today's code adds the columns
+    that code writes first.
     """
     conn.execute(
-        "ALTER TABLE memories ADD COLUMN successes double precision NOT NULL DEFAULT 0, "
-        "ADD COLUMN failures double precision NOT NULL DEFAULT 0, "
-        "ADD COLUMN q_recent double precision NOT NULL DEFAULT 0"
+        "ALTER TABLE memories "
+        "ADD COLUMN IF NOT EXISTS successes double precision NOT NULL DEFAULT 0, "
+        "ADD COLUMN IF NOT EXISTS failures double precision NOT NULL DEFAULT 0, "
+        "ADD COLUMN IF NOT EXISTS q_recent double precision NOT NULL DEFAULT 0"
     )
     conn.execute("UPDATE memories SET q_recent = q")
 
@@ -239,11 +242,28 @@ def m004_archive(conn: Any, dim: int) -> None:
     conn.execute("CREATE INDEX memory_feedback_memory ON memory_feedback(memory_id)")
 
 
+def m005_learned_gate(conn: Any, dim: int) -> None:
+    """The gate learned from outcomes (SQLite's m007_learned_gate, in PostgreSQL terms):
+    `namespaces.learned_delta` (NULL: none learned), `learned_reports` (outcomes counted
+    while learning is on) and `learned_at`. Nullable columns and a constant default rewrite
+    nothing.
+    `IF NOT EXISTS`: a test that writes an older schema with today's code adds the columns
+    that code reads first.
+    """
+    for column in (
+        "learned_delta double precision",
+        "learned_reports bigint NOT NULL DEFAULT 0",
+        "learned_at double precision",
+    ):
+        conn.execute(f"ALTER TABLE namespaces ADD COLUMN IF NOT EXISTS {column}")
+
+
 MIGRATIONS: list[Callable[[Any, int], None]] = [
     m001_initial,
     m002_inspection,
     m003_evidence,
     m004_archive,
+    m005_learned_gate,
 ]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...config import MemoryConfig
 from ...errors import InvalidInputError, ModelMismatchError
+from ...gate_learning import ReportedTask
 from ...learning import LearningRule
 from ..base import ArchivedRow, MemoryRow, NewMemory, NewTask, Outcome, TaskRow
 from . import ledger, memories
@@ -32,6 +33,7 @@ _STATS_KEYS = (
     "namespace",
     "model_id",
     "delta",
+    "delta_learned",
     "memories",
     "intents",
     "mean_q",
@@ -51,12 +53,12 @@ class SqliteTx:
         self._s = storage
         self.conn = conn
         self._writing = writing
-        self._namespaces: dict[str, tuple[str, float | None] | None] = {}
+        self._namespaces: dict[str, tuple[str, float | None, float | None] | None] = {}
 
     # -- reads ------------------------------------------------------------------------------
 
-    def _namespace_row(self, namespace: str) -> tuple[str, float | None] | None:
-        """(model_id, delta) of a namespace, read once per read block: a recall asks for
+    def _namespace_row(self, namespace: str) -> tuple[str, float | None, float | None] | None:
+        """(model_id, delta, learned delta) of a namespace, read once per read block: a recall asks for
         both (as the PostgreSQL backend does)."""
         if self._writing or namespace not in self._namespaces:
             self._namespaces[namespace] = memories.namespace_row(self.conn, namespace)
@@ -70,6 +72,13 @@ class SqliteTx:
     def namespace_delta(self, namespace: str) -> float | None:
         row = self._namespace_row(namespace)
         return None if row is None else row[1]
+
+    def learned_delta(self, namespace: str) -> float | None:
+        row = self._namespace_row(namespace)
+        return None if row is None else row[2]
+
+    def reported_tasks(self, namespace: str, limit: int) -> list[ReportedTask]:
+        return ledger.reported_tasks(self.conn, namespace, limit)
 
     def nearest_intents(
         self, query: np.ndarray, namespace: str, k: int
@@ -95,7 +104,7 @@ class SqliteTx:
         where = "" if namespace is None else "WHERE n.namespace = ?"
         rows = self.conn.execute(
             f"""
-            SELECT n.namespace, n.model_id, n.delta,
+            SELECT n.namespace, n.model_id, n.delta, n.learned_delta,
               (SELECT count(*) FROM memories m WHERE m.namespace = n.namespace),
               (SELECT count(*) FROM intents i WHERE i.namespace = n.namespace),
               (SELECT avg(q) FROM memories m WHERE m.namespace = n.namespace),
@@ -167,6 +176,11 @@ class SqliteTx:
 
     def record_feedback(self, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
         memories.record_feedback(self.conn, task_id, feedback)
+    def count_gate_report(self, namespace: str) -> int:
+        return ledger.count_gate_report(self.conn, namespace)
+
+    def set_learned_delta(self, namespace: str, delta: float | None) -> None:
+        ledger.set_learned_delta(self.conn, namespace, delta)
 
 
 class SqliteStorage:

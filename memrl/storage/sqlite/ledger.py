@@ -13,6 +13,7 @@ from typing import Any
 
 from ... import learning
 from ...errors import InvalidInputError
+from ...gate_learning import ReportedTask
 from ...learning import LearningRule
 from ..base import NewTask, Outcome, TaskRow
 from .memories import q_of
@@ -124,3 +125,50 @@ def apply_outcome(
             [task_id, *credit],
         )
     return Outcome(new_q, [m for m in credit if m not in new_q])
+
+
+# -- the gate learned from outcomes (gate_learning.py) -----------------------------------------
+
+
+def reported_tasks(conn: Any, namespace: str, limit: int) -> list[ReportedTask]:
+    """The last `limit` reported tasks of a namespace by recall time, newest first, with
+    their injected memories (index tasks_namespace, then each task's pool)."""
+    rows = conn.execute(
+        "SELECT t.task_id, t.reward, t.used_ids FROM tasks t WHERE t.namespace = ? "
+        "AND t.reward IS NOT NULL ORDER BY t.created_at DESC, t.task_id DESC LIMIT ?",
+        (namespace, int(limit)),
+    ).fetchall()
+    if not rows:
+        return []
+    injected: dict[str, list[tuple[int, float]]] = {r[0]: [] for r in rows}
+    ids = list(injected)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        for task_id, mid, sim in conn.execute(
+            "SELECT task_id, memory_id, similarity FROM task_candidates WHERE injected = 1 "
+            f"AND task_id IN ({','.join('?' * len(chunk))}) ORDER BY task_id, rank",
+            chunk,
+        ):
+            injected[task_id].append((int(mid), float(sim)))
+    return [
+        ReportedTask(
+            float(r[1]), None if r[2] is None else [int(x) for x in json.loads(r[2])], injected[r[0]]
+        )
+        for r in rows
+    ]
+
+
+def count_gate_report(conn: Any, namespace: str) -> int:
+    row = conn.execute(
+        "UPDATE namespaces SET learned_reports = learned_reports + 1 WHERE namespace = ? "
+        "RETURNING learned_reports",
+        (namespace,),
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def set_learned_delta(conn: Any, namespace: str, delta: float | None) -> None:
+    conn.execute(
+        "UPDATE namespaces SET learned_delta = ?, learned_at = ? WHERE namespace = ?",
+        (delta, time.time(), namespace),
+    )

@@ -295,6 +295,8 @@ def m005_evidence(conn: Any, dim: int) -> None:
     conn.execute("ALTER TABLE memories ADD COLUMN failures REAL NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE memories ADD COLUMN q_recent REAL NOT NULL DEFAULT 0")
     conn.execute("UPDATE memories SET q_recent = q")
+
+
 def m006_archive(conn: Any, dim: int) -> None:
     """The archive of memories that left retrieval, and the ledger of corrections and
     per-memory feedback.
@@ -358,6 +360,18 @@ def m006_archive(conn: Any, dim: int) -> None:
     conn.execute("CREATE INDEX memory_feedback_memory ON memory_feedback(memory_id)")
 
 
+def m007_learned_gate(conn: Any, dim: int) -> None:
+    """The gate learned from outcomes (memrl/gate_learning.py), next to the calibrated one.
+
+    - `namespaces.learned_delta`: the learned gate (NULL: none learned yet);
+    - `namespaces.learned_reports`: outcomes counted while learning is on (every
+      gate_learning.EVERY of them recompute it); `learned_at`: when it was last computed.
+    """
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_delta REAL")
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_reports INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_at REAL")
+
+
 MIGRATIONS: list[Callable[[Any, int], None]] = [
     m001_initial,
     m002_code_snapshots,
@@ -365,6 +379,7 @@ MIGRATIONS: list[Callable[[Any, int], None]] = [
     m004_inspection,
     m005_evidence,
     m006_archive,
+    m007_learned_gate,
 ]
 
 
