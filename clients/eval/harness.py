@@ -44,6 +44,9 @@ EXTRA_POLICIES = (
            ("--lam", "0.5", "--explore", "ucb", "--explore-weight", "2")),
     Policy("memrl_ts", "MemRL + Thompson", ("--lam", "0.5", "--explore", "thompson")),
     Policy("memrl_cd", "MemRL + change detection", ("--lam", "0.5", "--change-threshold", "1.2")),
+    Policy("memrl_ucb2_cd", "MemRL + UCB (w 2) + change detection",
+           ("--lam", "0.5", "--explore", "ucb", "--explore-weight", "2",
+            "--change-threshold", "1.2")),
     Policy("memrl_eps", "MemRL, epsilon 0.2", ("--lam", "0.5", "--epsilon", "0.2")),
     Policy("memrl_gate", "MemRL, learned gate", ("--lam", "0.5", "--learn-gate")),
 )
