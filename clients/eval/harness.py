@@ -48,6 +48,8 @@ EXTRA_POLICIES = (
            ("--lam", "0.5", "--explore", "ucb", "--explore-weight", "2",
             "--change-threshold", "1.2")),
     Policy("memrl_eps", "MemRL, epsilon 0.2", ("--lam", "0.5", "--epsilon", "0.2")),
+    # forgetting by utility: at most 60 memories per namespace (prune's rule on every store)
+    Policy("memrl_cap", "MemRL, capacity 60", ("--lam", "0.5", "--capacity", "60")),
     Policy("memrl_gate", "MemRL, learned gate", ("--lam", "0.5", "--learn-gate")),
 )
 ALL_POLICIES = POLICIES + EXTRA_POLICIES
