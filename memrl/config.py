@@ -34,11 +34,14 @@ class MemoryConfig:
     epsilon: float = 0.0  # epsilon-greedy exploration in phase B
     # Directed exploration in phase B from each memory's uncertainty (retrieval.py):
     # "none" (the paper's rule), "ucb" (Q + weight * q_sd) or "thompson" (Q + weight *
-    # q_sd * N(0, 1), a draw per recall).
-    explore: str = "none"
-    explore_weight: float = 1.0
-    alpha_recent: float = 0.7  # rate of the fast EMA that detects a change (learning.py)
-    change_threshold: float | None = None  # None: no change detection
+    # q_sd * N(0, 1), a draw per recall). Change detection (learning.py): None turns it
+    # off. UCB with weight 2 and change detection at 1.2 are the defaults because the
+    # ablations support them (docs/EVALUATION.md#beyond-the-paper-ablations); explore
+    # "none" with change_threshold None is the paper's rule.
+    explore: str = "ucb"
+    explore_weight: float = 2.0
+    alpha_recent: float = 0.7  # rate of the fast EMA that detects a change
+    change_threshold: float | None = 1.2
     gate_learning: bool = False  # learn delta from outcomes per namespace (gate_learning.py)
     gate_max_step: float = 0.15  # how far the learned delta may move from the calibrated one
     success_reward: float = 1.0

@@ -99,12 +99,12 @@ def _retrieval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--explore",
         choices=EXPLORE_MODES,
-        help="directed exploration from each memory's uncertainty: ucb (Q + w * q_sd) or "
-        "thompson (a draw of Q + w * q_sd * N(0,1)) (default: none)",
+        help="directed exploration from each memory's uncertainty: ucb (Q + w * q_sd), "
+        "thompson (a draw of Q + w * q_sd * N(0,1)) or none (the paper's rule) (default: ucb)",
     )
     p.add_argument(
         "--explore-weight", type=float, dest="explore_weight", metavar="W",
-        help="w of --explore (default 1)",
+        help="w of --explore (default 2)",
     )
 
 
@@ -113,7 +113,11 @@ def _learning(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--change-threshold", type=float, dest="change_threshold", metavar="T",
         help="change detection: when the last outcomes (a fast average) differ from a "
-        "memory's record by more than T, Q restarts from them (default: off; 1.2 suggested)",
+        "memory's record by more than T, Q restarts from them (default 1.2)",
+    )
+    p.add_argument(
+        "--no-change-detection", action="store_true", dest="no_change_detection",
+        help="Q follows the paper's single average only (with --explore none: the paper's rule)",
     )
     p.add_argument(
         "--alpha-recent", type=float, dest="alpha_recent", metavar="RATE",

@@ -68,6 +68,8 @@ def log_level(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
 def memory_config(args: argparse.Namespace) -> MemoryConfig:
     """The learning and retrieval parameters given as flags (the command's own flags only)."""
     overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k, None) is not None}
+    if getattr(args, "no_change_detection", False):
+        overrides["change_threshold"] = None
     return MemoryConfig(
         learning=not getattr(args, "no_learning", False),
         gate_learning=bool(getattr(args, "learn_gate", False)),

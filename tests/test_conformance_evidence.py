@@ -41,7 +41,7 @@ def test_outcomes_count_as_successes_and_failures(open_memory) -> None:
 
 
 def test_without_change_detection_q_is_the_paper_ema(open_memory) -> None:
-    memory, mid = one_memory(open_memory)
+    memory, mid = one_memory(open_memory, change_threshold=None)
     for _ in range(20):
         memory.report(memory.recall(TOPIC).task_id, success=True)
     memory.report(memory.recall(TOPIC).task_id, success=False)

@@ -98,7 +98,11 @@ def ranking_embedder() -> FakeEmbedder:
 
 
 def test_recall_ranks_by_hand_computed_scores(open_memory, sql) -> None:
-    memory = open_memory(ranking_embedder(), MemoryConfig(alpha=1.0, delta=0.3, k1=5, k2=2))
+    # the paper's rule: no exploration bonus, no change detection
+    paper = {"explore": "none", "change_threshold": None}
+    memory = open_memory(
+        ranking_embedder(), MemoryConfig(alpha=1.0, delta=0.3, k1=5, k2=2, **paper)
+    )
     ids = {name: memory.store_experience(name, f"experience of {name}").id for name in COSINES}
     # alpha = 1: one report of reward r sets Q = r exactly; used_ids credits one memory at a time.
     for name, r in TARGET_Q.items():

@@ -26,31 +26,38 @@ class Policy:
     credit_used: bool = False  # report used_ids (what the agent acted on), not every injected
 
 
+# The paper's rule, named explicitly: the server's defaults add UCB and change detection.
+PAPER = ("--explore", "none", "--no-change-detection")
 POLICIES = (
     Policy("no_memory", "no memory", None),
-    Policy("rag", "RAG (similarity only, no learning)", ("--lam", "0", "--no-learning")),
-    Policy("memrl", "MemRL (lambda 0.5)", ("--lam", "0.5")),
-    Policy("lam0", "lambda 0, learning on", ("--lam", "0")),
-    Policy("lam1", "lambda 1", ("--lam", "1")),
+    Policy("rag", "RAG (similarity only, no learning)", ("--lam", "0", "--no-learning", *PAPER)),
+    Policy("memrl", "MemRL (lambda 0.5)", ("--lam", "0.5", *PAPER)),
+    Policy("lam0", "lambda 0, learning on", ("--lam", "0", *PAPER)),
+    Policy("lam1", "lambda 1", ("--lam", "1", *PAPER)),
+    Policy("default", "memrl's defaults (UCB w 2 + change detection)", ("--lam", "0.5")),
 )
 # Not in the default set: MemRL crediting only the memories the agent acted on (used_ids);
 # MemRL exploring with epsilon 0.2, whose ledger `memrl replay` can evaluate other settings on;
 # MemRL with the gate learned from outcomes (memrl/gate_learning.py).
 EXTRA_POLICIES = (
-    Policy("memrl_used", "MemRL, used_ids credit", ("--lam", "0.5"), credit_used=True),
+    Policy("memrl_used", "MemRL, used_ids credit", ("--lam", "0.5", *PAPER), credit_used=True),
     # Beyond the paper (learning.py, retrieval.py): one mechanism each, on the paper's rule.
-    Policy("memrl_ucb", "MemRL + UCB (w 1)", ("--lam", "0.5", "--explore", "ucb")),
+    Policy("memrl_ucb", "MemRL + UCB (w 1)",
+           ("--lam", "0.5", "--explore", "ucb", "--explore-weight", "1", "--no-change-detection")),
     Policy("memrl_ucb2", "MemRL + UCB (w 2)",
-           ("--lam", "0.5", "--explore", "ucb", "--explore-weight", "2")),
-    Policy("memrl_ts", "MemRL + Thompson", ("--lam", "0.5", "--explore", "thompson")),
-    Policy("memrl_cd", "MemRL + change detection", ("--lam", "0.5", "--change-threshold", "1.2")),
+           ("--lam", "0.5", "--explore", "ucb", "--explore-weight", "2", "--no-change-detection")),
+    Policy("memrl_ts", "MemRL + Thompson",
+           ("--lam", "0.5", "--explore", "thompson", "--explore-weight", "1",
+            "--no-change-detection")),
+    Policy("memrl_cd", "MemRL + change detection",
+           ("--lam", "0.5", "--explore", "none", "--change-threshold", "1.2")),
     Policy("memrl_ucb2_cd", "MemRL + UCB (w 2) + change detection",
            ("--lam", "0.5", "--explore", "ucb", "--explore-weight", "2",
             "--change-threshold", "1.2")),
-    Policy("memrl_eps", "MemRL, epsilon 0.2", ("--lam", "0.5", "--epsilon", "0.2")),
+    Policy("memrl_eps", "MemRL, epsilon 0.2", ("--lam", "0.5", "--epsilon", "0.2", *PAPER)),
     # forgetting by utility: at most 60 memories per namespace (prune's rule on every store)
-    Policy("memrl_cap", "MemRL, capacity 60", ("--lam", "0.5", "--capacity", "60")),
-    Policy("memrl_gate", "MemRL, learned gate", ("--lam", "0.5", "--learn-gate")),
+    Policy("memrl_cap", "MemRL, capacity 60", ("--lam", "0.5", "--capacity", "60", *PAPER)),
+    Policy("memrl_gate", "MemRL, learned gate", ("--lam", "0.5", "--learn-gate", *PAPER)),
 )
 ALL_POLICIES = POLICIES + EXTRA_POLICIES
 

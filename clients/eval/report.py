@@ -14,7 +14,7 @@ LABELS = {p.name: p.label for p in ALL_POLICIES}
 # lambda 0 injects exactly what RAG injects, so their lines coincide: styles keep both visible.
 STYLES = {"no_memory": ("-", "o", 5), "rag": ("--", "s", 8), "memrl": ("-", "o", 5),
           "lam0": (":", "x", 6), "lam1": ("-.", "^", 5), "memrl_used": ("-", "D", 4),
-          "memrl_eps": ("--", "v", 4)}
+          "memrl_eps": ("--", "v", 4), "default": ("-", "*", 7)}
 COLUMNS = ("last", "csr", "forgetting", "transfer_sr", "q_success_r", "fp_injection", "recover")
 
 
