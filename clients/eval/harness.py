@@ -24,6 +24,8 @@ class Policy:
     label: str
     flags: tuple[str, ...] | None  # `memrl serve` flags; None: no memory at all
     credit_used: bool = False  # report used_ids (what the agent acted on), not every injected
+    # per-memory feedback: a reused solution that failed is reported `outdated` (archived)
+    feedback: bool = False
 
 
 # The paper's rule, named explicitly: the server's defaults add UCB and change detection.
@@ -58,6 +60,8 @@ EXTRA_POLICIES = (
     # forgetting by utility: at most 60 memories per namespace (prune's rule on every store)
     Policy("memrl_cap", "MemRL, capacity 60", ("--lam", "0.5", "--capacity", "60", *PAPER)),
     Policy("memrl_gate", "MemRL, learned gate", ("--lam", "0.5", "--learn-gate", *PAPER)),
+    Policy("memrl_fb", "MemRL, failed reuse reported outdated", ("--lam", "0.5", *PAPER),
+           feedback=True),
 )
 ALL_POLICIES = POLICIES + EXTRA_POLICIES
 
@@ -158,7 +162,9 @@ async def _train_step(run: PolicyRun, policy: Policy, agent: Agent, memory: Memo
     outcome = agent.attempt(task, injected, key)
     if task_id is not None:
         used = list(outcome.used) if policy.credit_used and outcome.used is not None else None
-        run.final_q.update(await memory.report(task_id, outcome.success, used))
+        stale = policy.feedback and not outcome.success and outcome.reused is not None
+        verdicts = {outcome.reused: "outdated"} if stale and outcome.reused else None
+        run.final_q.update(await memory.report(task_id, outcome.success, used, verdicts))
     stored = await memory.store(agent.write_memory(task, outcome), task_id)
     run.stored.add(stored)
     run.attempts.append(Attempt("train", epoch, task.task_id, outcome.success,

@@ -23,8 +23,8 @@ class MemoryToolError(RuntimeError):
 class MemoryBackend(Protocol):
     async def recall(self, task: str) -> tuple[str | None, list[Recalled]]: ...
 
-    async def report(self, task_id: str, success: bool,
-                     used_ids: list[int] | None = None) -> dict[int, float]: ...
+    async def report(self, task_id: str, success: bool, used_ids: list[int] | None = None,
+                     feedback: dict[int, str] | None = None) -> dict[int, float]: ...
 
     async def store(self, draft: MemoryDraft, task_id: str | None = None) -> int: ...
 
@@ -35,8 +35,8 @@ class NoMemory:
     async def recall(self, task: str) -> tuple[str | None, list[Recalled]]:
         return None, []
 
-    async def report(self, task_id: str, success: bool,
-                     used_ids: list[int] | None = None) -> dict[int, float]:
+    async def report(self, task_id: str, success: bool, used_ids: list[int] | None = None,
+                     feedback: dict[int, str] | None = None) -> dict[int, float]:
         return {}
 
     async def store(self, draft: MemoryDraft, task_id: str | None = None) -> int:
@@ -106,11 +106,13 @@ class McpMemory:
         ]
         return out["task_id"], memories
 
-    async def report(self, task_id: str, success: bool,
-                     used_ids: list[int] | None = None) -> dict[int, float]:
+    async def report(self, task_id: str, success: bool, used_ids: list[int] | None = None,
+                     feedback: dict[int, str] | None = None) -> dict[int, float]:
         args: dict[str, Any] = {"task_id": task_id, "success": success}
         if used_ids is not None:
             args["used_ids"] = used_ids
+        if feedback:
+            args["feedback"] = {str(k): v for k, v in feedback.items()}
         out = await self._call("report_outcome", args)
         return {c["id"]: c["q"] for c in out["credited"]}
 
