@@ -114,3 +114,24 @@ def test_cli_writes_table_json_and_curve(tmp_path: Path, capsys: pytest.CaptureF
     assert len(summary["sr_per_epoch"]) == 2
     assert set(data["results"]["humaneval"]) == {"no_memory", "memrl"}
     assert (out / "humaneval-learning-curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_relative_database_path_names_the_file_the_caller_meant(tmp_path: Path, monkeypatch) -> None:
+    """The server starts in the database's folder: a relative path must not be resolved
+    again from there (it once named out/seed0/out/seed0/x.db, and the copied background of
+    the late scenario was not the file the server opened)."""
+    import asyncio
+
+    from memrl_clients.eval.common import MemoryDraft
+    from memrl_clients.eval.memory_client import McpMemory
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+
+    async def store_one() -> None:
+        async with McpMemory(Path("out") / "x.db", []) as memory:
+            await memory.store(MemoryDraft("run the tests", "pytest -q", "success"))
+
+    asyncio.run(store_one())
+    assert (tmp_path / "out" / "x.db").stat().st_size > 0
+    assert not (tmp_path / "out" / "out").exists()

@@ -69,14 +69,17 @@ class McpMemory:
         from mcp import Client, StdioServerParameters
         from mcp.client.stdio import stdio_client
 
-        command, args = server_command(self.db, self.flags, self.namespace, self.python)
+        # An absolute path: the server starts in another folder (below), where a relative
+        # one would name another file (a nested copy of the path, missing the background).
+        db = self.db.resolve() if isinstance(self.db, Path) else self.db
+        command, args = server_command(db, self.flags, self.namespace, self.python)
         # The SDK passes only a safe subset of the environment; keep the model directory.
         env = {k: v for k, v in os.environ.items() if k == "MEMRL_MODEL_DIR"}
         # Started in the database's folder, never the caller's: `python -m` puts the working
         # directory first on sys.path, so a server started by another checkout's Python from
         # inside this checkout would import this checkout's `memrl` core.
         # (a PostgreSQL URL has no folder: the temporary directory then)
-        folder = self.db.resolve().parent if isinstance(self.db, Path) else tempfile.gettempdir()
+        folder = db.parent if isinstance(db, Path) else tempfile.gettempdir()
         params = StdioServerParameters(command=command, args=args, env=env, cwd=str(folder))
         errlog = self.errlog or sys.stderr
         self._stack = AsyncExitStack()
