@@ -37,6 +37,12 @@ own set and nothing else: IPS then only uses the tasks where the target's set eq
 logged one, and a target k2 other than the logged one has no support at all (only the
 reward model, through DR, speaks for it).
 
+**Exploration by uncertainty is not replayed**: the ledger keeps each candidate's Q, not
+its q_sd, so phase B is recomputed with the paper's utility (Q). A ledger written with
+`--explore ucb` (the server's default) or `thompson` does not reproduce its own injected
+sets; the output counts how many did and says so. Log with `--explore none --epsilon 0.1`
+for a while to evaluate settings.
+
 **What replay does not estimate**: Q at recall time is the logged one. Under another
 setting other memories would have been injected and credited, so Q, and the memories
 stored after each task, would have evolved differently; replay estimates the value of the
@@ -383,7 +389,10 @@ def replay(namespace: str, entries: Iterable[LedgerEntry], settings: Sequence[Se
     if logged["reproduced"] != logged["unexplored"]:
         notes.append(f"Only {logged['reproduced']} of {logged['unexplored']} unexplored tasks "
                      "reproduce their injected set from the recorded pool under the logged "
-                     "setting (ledger written by another version?): the replay may be off.")
+                     "setting: the replay may be off. (A server exploring by uncertainty, "
+                     "memrl's default --explore ucb, ranks by Q + w q_sd, and q_sd is not in "
+                     "the ledger: replay recomputes the paper's rule. Log with --explore none "
+                     "--epsilon 0.1 to evaluate settings.)")
     results = [evaluate(tasks, s, bootstrap=bootstrap, seed=seed) for s in settings]
     return ReplayReport(namespace, len(tasks), logged, results, notes)
 

@@ -71,7 +71,7 @@ def test_export_import_moves_a_memory_to_postgres_and_back(tmp_path: Path, pg: B
 
     dump = memrl("export", db=sqlite_db).stdout
     assert ok(memrl("import", "-", db=pg.target, stdin=dump)) == {
-        "read": 2, "created": 2, "skipped_duplicates": 0, "redacted": 0
+        "read": 2, "created": 2, "skipped_duplicates": 0, "redacted": 0, "archived": 0
     }
     on_pg = exported(pg.target)
     assert [{k: r[k] for k in KEPT} for r in on_pg] == [{k: r[k] for k in KEPT} for r in original]

@@ -152,7 +152,7 @@ def test_a_memory_ledger_replays_its_own_policy(tmp_path: Path):
     weight 1 everywhere and the observed rate, and every unexplored set is reproduced."""
     embedder = FakeEmbedder()
     store = open_storage(tmp_path / "m.db", embedder.dim, embedder.model_id)
-    config = MemoryConfig(k1=5, k2=2, lam=0.5, epsilon=0.3, delta=-1.0)
+    config = MemoryConfig(k1=5, k2=2, lam=0.5, epsilon=0.3, delta=-1.0, explore="none")
     memory = Memory(store, embedder, config, rng=random.Random(1))
     try:
         outcome = random.Random(2)

@@ -34,7 +34,9 @@ def ledger_db(tmp_path_factory: pytest.TempPathFactory, real_model: Embedder) ->
     """A namespace whose tasks were recalled with epsilon 0.3 and reported."""
     db = tmp_path_factory.mktemp("replay") / "m.db"
     store = open_storage(db, real_model.dim, real_model.model_id)
-    memory = Memory(store, real_model, MemoryConfig(epsilon=0.3, delta=0.1), rng=random.Random(0))
+    # the paper's rule with epsilon: replay recomputes phase B from Q alone (no q_sd logged)
+    paper = MemoryConfig(epsilon=0.3, delta=0.1, explore="none", change_threshold=None)
+    memory = Memory(store, real_model, paper, rng=random.Random(0))
     try:
         luck = random.Random(1)
         for i, task in enumerate(TASKS):

@@ -67,7 +67,8 @@ def test_memories_render_with_their_q_and_sort(filled, base, browser, tmp_path):
     rows = browser.find_elements(By.CSS_SELECTOR, "tr.memory")
     assert ids(rows) == [r.memory.id for r in expected]
     for row, listed in zip(rows, expected):
-        assert row.find_element(By.CSS_SELECTOR, "td.q").text == f"{listed.memory.q:+.3f}"
+        q_cell = row.find_element(By.CSS_SELECTOR, "td.q").text
+        assert q_cell == f"{listed.memory.q:+.3f} ± {listed.memory.q_sd:.2f}"
         cells = row.find_elements(By.CSS_SELECTOR, "td.n")
         assert cells[2].text == str(listed.usage.injected)  # id, Q, injected, updates, ...
         assert cells[3].text == str(listed.memory.n_updates)
