@@ -21,6 +21,7 @@ class RecordingMemory:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
         self.used: list[list[int] | None] = []
+        self.feedback: list[dict[int, str] | None] = []
         self.n = 0
 
     async def recall(self, task: str) -> tuple[str | None, list[Recalled]]:
@@ -28,10 +29,11 @@ class RecordingMemory:
         self.calls.append(("recall", task))
         return f"t{self.n}", [Recalled(1, "success", "i", "e", q=0.25)]
 
-    async def report(self, task_id: str, success: bool,
-                     used_ids: list[int] | None = None) -> dict[int, float]:
+    async def report(self, task_id: str, success: bool, used_ids: list[int] | None = None,
+                     feedback: dict[int, str] | None = None) -> dict[int, float]:
         self.calls.append(("report", task_id))
         self.used.append(used_ids)
+        self.feedback.append(feedback)
         return {1: 0.5 if success else -0.5}
 
     async def store(self, draft: MemoryDraft, task_id: str | None = None) -> int:
@@ -76,6 +78,15 @@ def test_used_ids_credit_names_what_the_agent_acted_on() -> None:
     policy = next(p for p in ALL_POLICIES if p.name == "memrl_used")
     asyncio.run(run_policy(policy, EchoAgent(), memory, train, [], 1, 0))
     assert sorted(memory.used, key=len) == [[], [1]]  # b: acted on nothing; a: memory 1
+
+
+def test_feedback_policy_reports_a_failed_reuse_as_outdated() -> None:
+    train = [Task("x", "a", "qa"), Task("x", "b", "qb")]  # b fails after reusing memory 1
+    for name, expected in (("memrl_fb", [None, {1: "outdated"}]), ("memrl", [None, None])):
+        memory = RecordingMemory()
+        policy = next(p for p in ALL_POLICIES if p.name == name)
+        asyncio.run(run_policy(policy, EchoAgent(), memory, train, [], 1, 0))
+        assert sorted(memory.feedback, key=bool) == expected
 
 
 def test_end_to_end_through_real_servers(tmp_path: Path) -> None:
