@@ -368,7 +368,7 @@ def measure_tier(tier: PgTier, embedder: Any, config: MemoryConfig, qtexts: list
     storage = PostgresStorage(tier.url, embedder.dim, embedder.model_id)
     try:
         with _admin(tier.url) as conn:
-            conn.execute("TRUNCATE task_candidates, tasks")
+            conn.execute("TRUNCATE memory_feedback, task_candidates, tasks")
             conn.execute("UPDATE memories SET q = 0, n_updates = 0, last_reward = NULL")
             size = conn.execute("SELECT pg_total_relation_size('intents') + "
                                 "pg_total_relation_size('memories')").fetchone()[0]
