@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from memrl import Memory, MemoryConfig, Storage, open_storage
+from memrl.learning import Evidence, update
 from memrl.storage import is_postgres_url
 
 DIM = 384
@@ -166,7 +167,9 @@ def replay_check(storage: Storage) -> dict[str, Any]:
     """Replay the ledger's rewards in report order; count memories whose Q, update count or
     last reward differ from the stored ones (lost updates)."""
     stored = {r[0]: r[1:] for r in rows(storage, "SELECT id, q, n_updates, last_reward FROM memories")}
-    q = {m: CONFIG.q_init for m in stored}
+    rule = CONFIG.rule
+    assert rule is not None  # the agents learn
+    state = {m: Evidence(CONFIG.q_init, CONFIG.q_init) for m in stored}
     n = dict.fromkeys(stored, 0)
     last: dict[int, float | None] = dict.fromkeys(stored)
     tiebreak = "task_id" if hasattr(storage, "url") else "rowid"
@@ -176,12 +179,12 @@ def replay_check(storage: Storage) -> dict[str, Any]:
         f"WHERE t.reward IS NOT NULL AND c.credited ORDER BY t.reported_at, t.{tiebreak}",
     )
     for mid, reward in credits:
-        if mid in q:
-            q[mid] += CONFIG.alpha * (reward - q[mid])
+        if mid in state:  # the learning rule itself (EMA, evidence, change detection)
+            state[mid] = update(state[mid], reward, rule)
             n[mid] += 1
             last[mid] = reward
     lost = [
         m for m, (sq, sn, sl) in stored.items()
-        if abs(sq - q[m]) > 1e-9 or sn != n[m] or sl != last[m]
+        if abs(sq - state[m].q) > 1e-9 or sn != n[m] or sl != last[m]
     ]
     return {"memories": len(stored), "credits_replayed": len(credits), "lost_updates": len(lost)}
