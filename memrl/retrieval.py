@@ -102,7 +102,9 @@ class RecallParams:
             k2 = k
             k1 = max(k, k1 if k1 is not None else config.k1)
         overrides: dict[str, Any] = {"k1": k1, "k2": k2, "lam": lam, "delta": delta, "epsilon": epsilon}
-        merged = replace(config, **{n: v for n, v in overrides.items() if v is not None})
+        given = {n: v for n, v in overrides.items() if v is not None}
+        # replace() re-validates the whole config (~0.2 ms); without overrides it is valid
+        merged = replace(config, **given) if given else config
         return cls(
             merged.k1, merged.k2, merged.lam, merged.delta, merged.epsilon,
             explore=merged.explore, explore_weight=merged.explore_weight,
