@@ -44,6 +44,32 @@ def test_a_full_intent_keeps_its_best_and_newest_memories(open_memory, sql) -> N
     assert [m.id for m in rows] == [ids[0], *reversed(ids[6:]), *reversed(ids[3:6])]
 
 
+def test_members_of_several_intents_follow_the_given_order_and_the_cap(open_memory, sql) -> None:
+    """Every backend's `members` against a reference computed from the rows: intents in the
+    order asked (duplicates once), within one at most `cap` by Q desc then id desc."""
+    memory = open_memory(FakeEmbedder(), MemoryConfig(delta=-1.0))
+    rng = np.random.default_rng(11)
+    counts = {"lint": 14, "deploy": 3, "migrate": 1, "bench": 9}
+    for intent, n in counts.items():
+        for row in memory.store_many(Experience(intent, f"{intent} way {i}") for i in range(n)):
+            q = float(rng.choice([-0.5, 0.0, 0.25, 0.25, 0.7]))  # ties on Q are common
+            sql(memory.storage, "UPDATE memories SET q = ? WHERE id = ?", q, row.id)
+    rows = list(memory.iter_memories())
+    intent_of = {m.intent: m.intent_id for m in rows}
+    asked = [intent_of["bench"], intent_of["lint"], intent_of["migrate"], intent_of["lint"],
+             intent_of["deploy"]]
+    for cap in (1, 4, 10, 20):
+        expected = []
+        for iid in dict.fromkeys(asked):
+            mine = sorted((m for m in rows if m.intent_id == iid), key=lambda m: (-m.q, -m.id))
+            expected += [m.id for m in mine[:cap]]
+        with memory.storage.read() as r:
+            got = [m.id for m in r.members(asked, cap)]
+        assert got == expected, cap
+    with memory.storage.read() as r:
+        assert r.members([], 10) == [] and r.members(asked, 0) == []
+
+
 def test_nearest_intents_are_exact_cosines_ties_to_the_newer(open_memory) -> None:
     """Two wordings with one vector tie exactly: the newer intent comes first."""
     rng = np.random.default_rng(3)

@@ -339,7 +339,9 @@ def members(conn: Any, intent_ids: Sequence[int], cap: int) -> list[MemoryRow]:
     """Per intent, at most `cap` memories: highest Q first, newest first among equal Q.
 
     One statement: a LATERAL subquery per intent, through the index on intent_id; an
-    intent holds few memories, so sorting them by Q costs microseconds."""
+    intent holds few memories, so sorting them by Q costs microseconds. An intent asked
+    twice is answered once, as on SQLite."""
+    intent_ids = list(dict.fromkeys(int(i) for i in intent_ids))
     if not intent_ids or cap <= 0:
         return []
     rows = conn.execute(
