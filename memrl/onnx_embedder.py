@@ -95,7 +95,8 @@ def load_tokenizer(model_dir: Path) -> Tokenizer:
 
 def session_options(threads: int | None, config_entries: dict[str, str]) -> ort.SessionOptions:
     """fastembed's options (all graph optimizations; `threads` intra- and inter-op, None:
-    ONNX Runtime's default), no CPU memory arena, and `config_entries`."""
+    ONNX Runtime's default), no CPU memory arena (it would keep the peak of every batch for
+    the life of the process), and `config_entries`."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
@@ -118,7 +119,7 @@ def mean_pooled_unit_vectors(hidden: np.ndarray, attention_mask: np.ndarray) -> 
 
 class OnnxSentenceEncoder:
     """Texts -> unit vectors of the model in `model_dir`, `batch_size` texts per ONNX run.
-    Not thread-safe on its own: the caller serialises calls (memrl.embeddings holds a lock)."""
+    memrl.embeddings.LocalEmbedder runs one call at a time (a lock keeps RSS flat)."""
 
     def __init__(
         self, model_dir: Path, threads: int | None, config_entries: dict[str, str], batch_size: int
