@@ -2,7 +2,7 @@
 
 A server shared by several agents (`memrl serve --http`) runs each recall in a worker
 thread, and every recall starts with a query embedding. The model runs one call at a time
-(`FastEmbedEmbedder` holds a lock around its ONNX session), so N concurrent recalls queue
+(`LocalEmbedder` holds a lock around its ONNX session), so N concurrent recalls queue
 for N model calls in a row. A batch of N short texts costs far less than N calls of one
 (the matrix products get wider, the per-call overhead is paid once), so
 `BatchingEmbedder` gathers the queries that arrive *while a model call runs* and embeds

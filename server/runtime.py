@@ -1,7 +1,7 @@
 """Process-wide state of the server: the database opens at once, the model loads in the background.
 
 The handshake never waits for the embedding model: `MemoryRuntime.start()` only opens the
-SQLite file (milliseconds) and starts a thread that imports fastembed and loads the model.
+SQLite file (milliseconds) and starts a thread that imports ONNX Runtime and loads the model.
 A tool call that needs the model before it is ready waits for it, up to a bound.
 """
 
