@@ -4,12 +4,15 @@ budget, payload reading, locations, and the session state file."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from memrl_server.compact import MIN_BUDGET, approx_tokens, compact_recall
@@ -355,6 +358,53 @@ def test_parallel_hooks_of_one_session_lose_no_update(tmp_path):
     state = SessionState(path)
     assert sorted(state.get("t-1").model_tasks) == sorted(f"t-{100 + i}" for i in range(8))
     state.close()
+
+
+STATE_OPENERS, STATE_ROUNDS = 4, 400
+
+
+def open_new_state_files(paths: list[str], barrier, results, worker: int) -> None:
+    """Open each new state file at the same moment as the other workers, and write to it."""
+    errors = []
+    for round_no, path in enumerate(paths):
+        barrier.wait()
+        try:
+            state = SessionState(Path(path))
+            try:
+                state.open_task(f"t-{worker}", f"s-{worker}", "ns", "a prompt", [worker])
+            finally:
+                state.close()
+        except Exception as e:  # noqa: BLE001 - reported to the parent
+            errors.append(f"round {round_no}: {type(e).__name__}: {e}")
+    results.put(errors)
+
+
+def test_hooks_opening_a_new_state_file_at_once_all_succeed(tmp_path):
+    """Parallel first prompts of several sessions create one state file at the same moment
+    (a hook's first SQLite statements, the switch to WAL included): none is refused with
+    "database is locked", and every write is there."""
+    paths = [str(tmp_path / f"new-{n}.state.db") for n in range(STATE_ROUNDS)]
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(STATE_OPENERS), ctx.Queue()
+    procs = [
+        ctx.Process(target=open_new_state_files, args=(paths, barrier, results, w))
+        for w in range(STATE_OPENERS)
+    ]
+    for p in procs:
+        p.start()
+    errors = [e for _ in procs for e in results.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=30)
+    assert errors == []
+    for path in paths:
+        conn = sqlite3.connect(path)
+        try:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+            tasks = conn.execute("SELECT task_id FROM tasks ORDER BY task_id").fetchall()
+            assert tasks == [(f"t-{w}",) for w in range(STATE_OPENERS)]
+        finally:
+            conn.close()
 
 
 def test_state_files_live_in_a_private_directory(tmp_path):

@@ -7,6 +7,13 @@ is one hook task (one recall made for one user prompt): which session it belongs
 which memory ids were shown to the model, which task ids the model recalled itself, the
 last verdict of each strength, whether the stop reminder was given, and its status
 (open -> reported | closed). A session's current task is its newest open one.
+
+Several hooks often open a state file that does not exist yet at the same moment (the
+first prompts of parallel sessions). Each connection waits on SQLite's busy handler from
+its first statement; the switch of a new file to WAL, for which SQLite does not wait (it
+fails at once with "database is locked" when another process is switching or writing the
+same file), is retried for as long as the busy timeout; the schema is created inside a
+`BEGIN IMMEDIATE` transaction that re-reads the version, so it is created once.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 KEEP_SECONDS = 14 * 24 * 3600  # rows older than this are dropped (sessions can be resumed)
+BUSY_TIMEOUT = 10.0  # seconds a hook waits for the state file before giving up
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS tasks (
     task_id     TEXT PRIMARY KEY,
     session_id  TEXT NOT NULL,
@@ -35,9 +44,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     status      TEXT NOT NULL DEFAULT 'open',
     created     REAL NOT NULL,
     updated     REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_by_session ON tasks (session_id, created);
-"""
+)
+""",
+    "CREATE INDEX IF NOT EXISTS tasks_by_session ON tasks (session_id, created)",
+)
 
 
 class Task:
@@ -81,14 +91,53 @@ class SessionState:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        # WAL + NORMAL: commits without fsync, never corrupt; a power cut may lose the
-        # last verdicts, which costs one unreported task, not the memory
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        if self._conn.execute("PRAGMA user_version").fetchone()[0] == 0:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(SCHEMA + "PRAGMA user_version = 1;")
+        # the busy timeout is set by connect, before any statement reads the file
+        self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        try:
+            self._conn.row_factory = sqlite3.Row
+            # WAL + NORMAL: commits without fsync, never corrupt; a power cut may lose the
+            # last verdicts, which costs one unreported task, not the memory
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            if self._version() == 0:
+                self._create()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _create(self) -> None:
+        """WAL and the schema of a new file, which other hooks may be creating too."""
+        self._switch_to_wal()
+        with self._write() as db:
+            if self._version() == 0:  # re-read under the write lock: created once
+                for statement in SCHEMA:
+                    db.execute(statement)
+                db.execute("PRAGMA user_version = 1")
+
+    def _switch_to_wal(self) -> None:
+        """`PRAGMA journal_mode=WAL`, retried with jittered back-off for up to the busy
+        timeout: SQLite refuses the switch at once, without its busy handler, while another
+        connection writes the file or switches it too (a no-op once the file is in WAL)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        pause = 0.002
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise sqlite3.OperationalError(
+                        f"the hook state file {self.path} stayed locked for "
+                        f"{BUSY_TIMEOUT:.0f} s: {e}"
+                    ) from e
+            import random  # only when contended: ~5 ms of a hook's start otherwise
+
+            time.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, 0.1)
 
     def close(self) -> None:
         self._conn.close()
