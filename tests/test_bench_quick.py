@@ -69,6 +69,11 @@ def test_the_concurrency_tier_alone(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert len(lines) == 2
     figures = json.loads(out_json.read_text())
     assert set(figures["concurrency"]["rows"]["batching"]) == {"1", "3"}
+    for rows in figures["concurrency"]["rows"].values():  # the CPU a recall cost on each side
+        for row in rows.values():
+            assert row["server_cpu_ms_per_recall"] > 0 and row["client_cpu_ms_per_recall"] > 0
+            assert row["cpu_bound_recalls_per_s"] > 0
+    assert "CPU per recall, batching" in printed
     assert not list((tmp_path / "work").glob("concurrency-*.db"))  # removed after the run
 
 

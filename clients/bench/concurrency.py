@@ -44,8 +44,8 @@ def _free_port() -> int:
 @contextmanager
 def http_server(
     db: Path, namespace: str, batching: bool, log_path: Path, extra_env: dict[str, str] | None = None
-) -> Iterator[int]:
-    """A `memrl serve --http` process on a free port; yields the port once it listens."""
+) -> Iterator[tuple[int, int]]:
+    """A `memrl serve --http` process on a free port; yields (port, pid) once it listens."""
     port = _free_port()
     env = server_env()
     env["MEMRL_QUERY_BATCHING"] = "1" if batching else "0"
@@ -66,7 +66,7 @@ def http_server(
                 if time.monotonic() > deadline:
                     raise RuntimeError("memrl serve --http did not listen within 120 s") from None
                 time.sleep(0.05)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         try:
@@ -74,6 +74,21 @@ def http_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU time (user + system, all threads) a process has used so far: /proc on Linux,
+    else psutil, else None."""
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    try:
+        import psutil  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 class _Texts:
@@ -187,12 +202,15 @@ def run(
     load_start = _loadavg()
     with http_server(db, namespace, True, log_path, extra_env) as on_port, \
             http_server(db, namespace, False, log_path, extra_env) as off_port:
-        ports = {"batching": on_port, "no batching": off_port}
-        for port in ports.values():
+        servers = {"batching": on_port, "no batching": off_port}
+        for port, _ in servers.values():
             _warm(port, namespace, pool)
         for n in clients:
-            for mode, port in ports.items():
+            for mode, (port, pid) in servers.items():
+                server0, client0 = process_cpu_s(pid), time.process_time()
                 row = anyio.run(_clients, port, n, seconds, pool, namespace)
+                server1, client1 = process_cpu_s(pid), time.process_time()
+                row.update(_cpu_per_recall(row["recalls"], server0, server1, client1 - client0))
                 rows[mode][str(n)] = row
                 say(f"  {mode:<11} {n:>3} clients: {row['recalls_per_s']:>7.1f} recalls/s, "
                     f"p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms")
@@ -217,6 +235,24 @@ def run(
             ),
         }
     return out
+
+
+def _cpu_per_recall(
+    recalls: int, server0: float | None, server1: float | None, client_s: float
+) -> dict[str, Any]:
+    """CPU per recall of the server process (all its threads: HTTP, MCP, the recall, the
+    model's) and of the clients (this process), and the rate those costs allow on every
+    available CPU: the throughput bound of clients and server sharing this machine."""
+    if not recalls or server0 is None or server1 is None:
+        return {}
+    server_ms = (server1 - server0) / recalls * 1e3
+    client_ms = client_s / recalls * 1e3
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {
+        "server_cpu_ms_per_recall": round(server_ms, 2),
+        "client_cpu_ms_per_recall": round(client_ms, 2),
+        "cpu_bound_recalls_per_s": round(cpus * 1e3 / (server_ms + client_ms), 1),
+    }
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -248,6 +284,18 @@ def render(out: dict[str, Any]) -> list[str]:
             f"{_fmt(r['no_batching_over_its_1_client']):>15}"
         )
     lines.append("  (p50/p95: recall_experience round trip in ms, client side)")
+    for mode in MODES:
+        cells = []
+        for n in map(str, out["clients"]):
+            row = out["rows"][mode][n]
+            if "server_cpu_ms_per_recall" in row:
+                cells.append(
+                    f"{n}: server {row['server_cpu_ms_per_recall']:.1f} + clients "
+                    f"{row['client_cpu_ms_per_recall']:.1f} ms -> at most "
+                    f"{row['cpu_bound_recalls_per_s']:.0f}/s"
+                )
+        if cells:
+            lines.append(f"  CPU per recall, {mode}: " + "; ".join(cells))
     return lines
 
 
