@@ -20,23 +20,46 @@ import numpy as np
 
 from .codes import Key, KeyedCache
 from .kernels import matvec, rank_exact
+from .projection import Projection, scan_projected
+
+# A namespace's rows get a projection (projection.py: a first pass over a few main
+# directions) from this many rows on; below it the plain scan reads little.
+PROJECT_MIN_ROWS = 2048
 
 
 @dataclass
 class FloatRows:
-    """Float vectors of some rows of one namespace, in seq order."""
+    """Float vectors of some rows of one namespace, in seq order; with a projection, each
+    row's head and rest length in it (projection.py)."""
 
     seqs: np.ndarray  # int64 (n,)
     ids: np.ndarray  # int64 (n,)
     vecs: np.ndarray  # float32 (n, dim), row-major
     inv_norms: np.ndarray  # float32 (n,): 1 / |row| (1 for a zero row)
+    projection: Projection | None = None
+    heads: np.ndarray | None = None  # float32 (n, d)
+    rests: np.ndarray | None = None  # float32 (n,)
 
     @property
     def n(self) -> int:
         return int(self.seqs.shape[0])
 
     def prefix(self, n: int) -> FloatRows:
-        return FloatRows(self.seqs[:n], self.ids[:n], self.vecs[:n], self.inv_norms[:n])
+        if self.projection is None or self.heads is None or self.rests is None:
+            return FloatRows(self.seqs[:n], self.ids[:n], self.vecs[:n], self.inv_norms[:n])
+        return FloatRows(
+            self.seqs[:n], self.ids[:n], self.vecs[:n], self.inv_norms[:n],
+            self.projection, self.heads[:n], self.rests[:n],
+        )
+
+    def projected(self, projection: Projection | None) -> FloatRows:
+        """These rows with their heads and rest lengths in `projection` (None: without)."""
+        if projection is None:
+            return FloatRows(self.seqs, self.ids, self.vecs, self.inv_norms)
+        if projection is self.projection:
+            return self
+        heads, rests = projection.project(self.vecs)
+        return FloatRows(self.seqs, self.ids, self.vecs, self.inv_norms, projection, heads, rests)
 
     @classmethod
     def build(cls, seqs: np.ndarray, ids: np.ndarray, vecs: np.ndarray) -> FloatRows:
@@ -54,13 +77,26 @@ class FloatRows:
 
     @classmethod
     def concat(cls, a: FloatRows, b: FloatRows) -> FloatRows:
+        """a's rows then b's, in a's projection."""
         if b.n == 0:
             return a
+        b = b.projected(a.projection)
+        if a.projection is None or a.heads is None or a.rests is None:
+            return cls(
+                np.concatenate([a.seqs, b.seqs]),
+                np.concatenate([a.ids, b.ids]),
+                np.concatenate([a.vecs, b.vecs]),
+                np.concatenate([a.inv_norms, b.inv_norms]),
+            )
+        assert b.heads is not None and b.rests is not None
         return cls(
             np.concatenate([a.seqs, b.seqs]),
             np.concatenate([a.ids, b.ids]),
             np.concatenate([a.vecs, b.vecs]),
             np.concatenate([a.inv_norms, b.inv_norms]),
+            a.projection,
+            np.concatenate([a.heads, b.heads]),
+            np.concatenate([a.rests, b.rests]),
         )
 
 
@@ -88,6 +124,10 @@ def scan_exact(rows: FloatRows, q: np.ndarray, k: int) -> list[tuple[int, float]
         return []
     if n <= k:
         return rank_exact(rows.ids, rows.vecs, q, k)
+    if rows.projection is not None and rows.heads is not None and rows.rests is not None:
+        return scan_projected(
+            rows.ids, rows.vecs, rows.inv_norms, rows.heads, rows.rests, rows.projection, q, k
+        )
     sims = matvec(rows.vecs, q)
     sims *= rows.inv_norms
     kth = float(np.partition(sims, n - k)[n - k])
@@ -96,7 +136,10 @@ def scan_exact(rows: FloatRows, q: np.ndarray, k: int) -> list[tuple[int, float]
 
 
 class FloatEntry:
-    """A growable cache of one namespace's float rows (append-only between reloads)."""
+    """A growable cache of one namespace's float rows (append-only between reloads). From
+    PROJECT_MIN_ROWS rows on, it fits a projection (projection.py) on its rows, once, and
+    keeps every row's head and rest length in it; a fit that finds none is tried again when
+    the rows have doubled."""
 
     def __init__(self, dim: int, deletes: int, rows: FloatRows) -> None:
         self.deletes = deletes
@@ -104,6 +147,7 @@ class FloatEntry:
         self.n = 0
         self.max_seq = 0
         self._rows = FloatRows.empty(dim)
+        self._fit_at = 0  # rows when a fit last found no projection
         self.append(rows)
 
     def append(self, part: FloatRows, max_cap: int | None = None) -> None:
@@ -112,26 +156,46 @@ class FloatEntry:
             return
         need = self.n + m
         cap = self._rows.n
+        projection = self._rows.projection
+        if projection is None and need >= max(PROJECT_MIN_ROWS, 2 * self._fit_at):
+            old = self._rows.prefix(self.n)
+            projection = Projection.fit(np.concatenate([old.vecs, part.vecs]))
+            if projection is None:
+                self._fit_at = need
+            else:
+                cap = 0  # reallocate below, with room for the heads
         if need > cap:
             # Grow by a quarter, not a doubling: a vector is 1.5 KB per row.
-            cap = max(need, cap + cap // 4) if self.n else need
+            cap = max(need, self._rows.n + self._rows.n // 4) if self.n else need
             if max_cap is not None:
                 cap = max(need, min(cap, max_cap))
             grown = FloatRows(
                 np.empty(cap, np.int64), np.empty(cap, np.int64),
                 np.empty((cap, self.dim), np.float32), np.empty(cap, np.float32),
             )
-            old = self._rows
-            grown.seqs[: self.n] = old.seqs[: self.n]
-            grown.ids[: self.n] = old.ids[: self.n]
-            grown.vecs[: self.n] = old.vecs[: self.n]
-            grown.inv_norms[: self.n] = old.inv_norms[: self.n]
+            if projection is not None:
+                grown.projection = projection
+                grown.heads = np.empty((cap, projection.d), np.float32)
+                grown.rests = np.empty(cap, np.float32)
+            old = self._rows.prefix(self.n)
+            grown.seqs[: self.n] = old.seqs
+            grown.ids[: self.n] = old.ids
+            grown.vecs[: self.n] = old.vecs
+            grown.inv_norms[: self.n] = old.inv_norms
+            if grown.heads is not None and grown.rests is not None and self.n:
+                kept = old.projected(projection)
+                grown.heads[: self.n] = kept.heads
+                grown.rests[: self.n] = kept.rests
             self._rows = grown
         r = self._rows
         r.seqs[self.n : need] = part.seqs
         r.ids[self.n : need] = part.ids
         r.vecs[self.n : need] = part.vecs
         r.inv_norms[self.n : need] = part.inv_norms
+        if r.heads is not None and r.rests is not None:
+            added = part.projected(r.projection)
+            r.heads[self.n : need] = added.heads
+            r.rests[self.n : need] = added.rests
         self.n = need
         self.max_seq = int(part.seqs[-1])
 
