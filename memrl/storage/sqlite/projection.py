@@ -60,13 +60,18 @@ def one_blas_thread() -> Iterator[None]:
         yield
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Projection:
     """An orthonormal basis (dim x dim, float64, the main directions first) and the head
     width `d`."""
 
     basis: np.ndarray
     d: int
+
+    @functools.cached_property
+    def head_basis(self) -> np.ndarray:
+        """The first d directions as rows (d x dim, float64, contiguous)."""
+        return np.ascontiguousarray(self.basis[:, : self.d].T)
 
     @classmethod
     def fit(cls, vecs: np.ndarray) -> Projection | None:
@@ -121,9 +126,10 @@ def scan_projected(
     them (the module docstring says why). Rows are those of `vecs` (their float32 vectors,
     inverse norms, heads and rest lengths); n > k."""
     n, dim = vecs.shape
-    rotated = q.astype(np.float64) @ proj.basis
-    q_rest = float(np.sqrt(np.dot(rotated[proj.d :], rotated[proj.d :])))
-    bound = matvec(head, rotated[: proj.d].astype(np.float32))
+    q64 = q.astype(np.float64)
+    q_head = matvec(proj.head_basis, q64)  # numpy's own loop: no BLAS threads on the hot path
+    q_rest = float(np.sqrt(max(float(q64 @ q64) - float(q_head @ q_head), 0.0))) + REST_SLACK
+    bound = matvec(head, q_head.astype(np.float32))
     bound += np.float32(q_rest) * rest
     bound *= inv_norms  # a bound on the cosine, as the scan's estimates are cosines
     # rows of zero length have cosine 0 in rank_exact (norm taken as 1): the bound of a
