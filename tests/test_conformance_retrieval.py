@@ -70,6 +70,19 @@ def test_members_of_several_intents_follow_the_given_order_and_the_cap(open_memo
         assert r.members([], 10) == [] and r.members(asked, 0) == []
 
 
+def test_members_of_more_intents_than_sqlite_compounds_and_of_a_crowded_intent(open_memory) -> None:
+    """k1 may be up to 1000: `members` answers for 600 intents at once (SQLite refuses a
+    compound SELECT of more than 500 terms), and an intent of 300 memories gives its cap."""
+    memory = open_memory(FakeEmbedder(), MemoryConfig(delta=-1.0))
+    memory.store_many(Experience(f"task {i}", f"way {i}") for i in range(600))
+    crowded = memory.store_many(Experience("the same task", f"attempt {i}") for i in range(300))
+    intents = list(dict.fromkeys(m.intent_id for m in memory.iter_memories()))
+    with memory.storage.read() as r:
+        rows = r.members(intents, 2)
+    assert len(rows) == 600 + 2
+    assert [m.id for m in rows[-2:]] == [crowded[-1].id, crowded[-2].id]  # untried: newest first
+
+
 def test_nearest_intents_are_exact_cosines_ties_to_the_newer(open_memory) -> None:
     """Two wordings with one vector tie exactly: the newer intent comes first."""
     rng = np.random.default_rng(3)

@@ -325,20 +325,23 @@ def record_feedback(conn: Any, task_id: str, feedback: Sequence[tuple[int, str]]
 
 def members(conn: Any, intent_ids: Sequence[int], cap: int) -> list[MemoryRow]:
     """Per intent, at most `cap` memories: highest Q first, newest first among equal Q;
-    intents in the order given.
+    intents in the order given (one asked twice is answered once).
 
-    One statement: the ranks come from the covering index `memories_intent` (intent_id, q,
-    id) alone, then the chosen rows are read by id. (A UNION ALL of one `ORDER BY ... LIMIT`
-    per intent read the same rows at ~4x the cost: 156 against 37 us for five intents.)"""
+    One statement, whatever the number of intents: for each intent (a JSON list), its
+    best `cap` ids from the covering index `memories_intent` (intent_id, q, id), which
+    stops after `cap` entries however many memories the intent holds, then those rows by
+    id. Measured for five intents: 94 us, 127 us when one of them holds 5,000 memories;
+    a UNION ALL of one subquery per intent took 176 / 204 us (and SQLite refuses more
+    than 500 terms), a window function over the intents 40 us but 3.3 ms with the large
+    intent."""
     ids = list(dict.fromkeys(int(i) for i in intent_ids))
     if not ids or cap <= 0:
         return []
-    marks = ",".join("?" * len(ids))
     rows = conn.execute(
-        f"SELECT {COLUMNS} FROM memories WHERE id IN (SELECT id FROM (SELECT id, row_number() "
-        "OVER (PARTITION BY intent_id ORDER BY q DESC, id DESC) AS rank FROM memories "
-        f"WHERE intent_id IN ({marks})) WHERE rank <= ?)",
-        [*ids, int(cap)],
+        f"SELECT {COLUMNS} FROM memories WHERE id IN (SELECT best.value FROM json_each(?1) AS "
+        "asked, json_each('[' || (SELECT group_concat(id) FROM (SELECT id FROM memories "
+        "WHERE intent_id = asked.value ORDER BY q DESC, id DESC LIMIT ?2)) || ']') AS best)",
+        (json.dumps(ids), int(cap)),
     ).fetchall()
     position = {iid: i for i, iid in enumerate(ids)}
     found = [MemoryRow.from_row(r) for r in rows]
