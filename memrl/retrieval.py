@@ -43,7 +43,8 @@ standard deviation q_sd (learning.py): "ucb" u = Q + w q_sd (optimism: a memory 
 little evidence is tried before one known to be mediocre); "thompson" u = Q + w q_sd N(0,1)
 (a draw per memory per recall: the less evidence, the wider the draw). Thompson's
 selection probability has no closed form: it is estimated from THOMPSON_DRAWS further draws
-(the chosen set's share, counting the draw that chose it) and recorded like epsilon's.
+(the chosen set's share, counting the draw that chose it), drawn and ranked as one numpy
+matrix, and recorded like epsilon's.
 """
 
 from __future__ import annotations
@@ -235,15 +236,35 @@ def select(
 
 def _thompson_prob(
     pool: Sequence[Candidate], lam: float, k2: int, weight: float, chosen: set[int],
-    rng: random.Random,
+    rng: random.Random, draws: int = THOMPSON_DRAWS,
 ) -> float:
-    """The share of THOMPSON_DRAWS further draws that choose the same set, counting the
-    draw that chose it (never 0)."""
-    same = 1
-    for _ in range(THOMPSON_DRAWS):
-        drawn = scores(pool, lam, utilities(pool, "thompson", weight, rng))
-        same += set(_order(pool, drawn)[:k2]) == chosen
-    return same / (THOMPSON_DRAWS + 1)
+    """The share of `draws` further draws that choose the same set, counting the draw
+    that chose it (never 0).
+
+    All draws at once: a (draws x pool) matrix of utilities, z-scored and clipped per row
+    as `scores` does one draw, each row's top k2 taken in `_order`'s order (score, then Q,
+    then the newer memory). The normal draws come from a numpy generator seeded by `rng`,
+    so a seeded recall repeats its estimate."""
+    import numpy as np  # a recall has loaded it already (storage, embeddings)
+
+    n = len(pool)
+    q = np.array([c.q for c in pool])
+    ids = np.array([c.memory_id for c in pool], dtype=np.float64)
+    z_sim = np.array(zscores([c.similarity for c in pool]))
+    normal = np.random.default_rng(rng.getrandbits(64)).standard_normal((draws, n))
+    u = q + weight * np.array([c.q_sd for c in pool]) * normal
+    std = u.std(axis=1, keepdims=True)  # the population std, as zscores
+    std[std < STD_EPS] = 1.0
+    z_u = np.clip((u - u.mean(axis=1, keepdims=True)) / std, -Z_CLIP, Z_CLIP)
+    drawn = (1.0 - lam) * z_sim + lam * z_u
+    shape = drawn.shape
+    order = np.lexsort((np.broadcast_to(-ids, shape), np.broadcast_to(-q, shape), -drawn), axis=1)
+    top = np.zeros(shape, dtype=bool)
+    np.put_along_axis(top, order[:, :k2], True, axis=1)
+    want = np.zeros(n, dtype=bool)
+    want[sorted(chosen)] = True
+    same = 1 + int((top == want).all(axis=1).sum())
+    return same / (draws + 1)
 
 
 def subsets(pool_size: int, k2: int) -> int:

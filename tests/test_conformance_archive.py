@@ -6,13 +6,16 @@ alpha = 0.5 one success gives 0.5 and one failure -0.5.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
+from backends import query
 from fake_embedder import FakeEmbedder
 
-from memrl import InvalidInputError, MemoryConfig
+from memrl import InvalidInputError, MemoryConfig, SqliteStorage, Storage, open_storage
 from memrl.memory import Experience
+from memrl.storage.base import MEMORY_FIELDS, MemoryRow
 
 GATE_OPEN = MemoryConfig(delta=-1.0, alpha=0.5, k1=5, k2=5)
 DAY = 86_400.0
@@ -59,6 +62,67 @@ def test_archive_leaves_retrieval_as_forget_does_and_restore_keeps_the_id(open_m
     assert (stats["memories"], stats["archived"]) == (2, 1)
     # ids are never reused: a new memory gets an id above every archived one
     assert memory.store_experience("another chore", "sweep").id > c
+
+
+def columns(store: Storage, table: str) -> list[str]:
+    """The columns of `table` in the order the database keeps them."""
+    if isinstance(store, SqliteStorage):
+        return [r[0] for r in query(store, f"SELECT name FROM pragma_table_info('{table}') ORDER BY cid")]
+    return [
+        r[0]
+        for r in query(
+            store,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = ? ORDER BY ordinal_position",
+            table,
+        )
+    ]
+
+
+def test_memories_and_the_archive_have_the_columns_of_memory_fields(backend) -> None:
+    """The archive copies a memory by MEMORY_FIELDS (storage/base.py): a column added to
+    `memories` must be added to MEMORY_FIELDS, MemoryRow and `archived_memories` in the
+    same migration, else this fails."""
+    embedder = FakeEmbedder()
+    store = open_storage(backend.target, embedder.dim, embedder.model_id)
+    try:
+        assert tuple(f.name for f in dataclasses.fields(MemoryRow)) == MEMORY_FIELDS
+        assert tuple(columns(store, "memories")) == MEMORY_FIELDS
+        assert tuple(columns(store, "archived_memories")) == (
+            *MEMORY_FIELDS, "embedding", "reason", "superseded_by", "archived_at"
+        )
+    finally:
+        store.close()
+
+
+def test_archive_and_restore_keep_every_field_of_a_memory(open_memory) -> None:
+    """Every MEMORY_FIELDS value, each unlike its default, survives the archive and the
+    way back (a sibling keeps the intent, so even its id stays)."""
+    memory = open_memory(FakeEmbedder(), GATE_OPEN)
+    task = memory.recall("deploy the app", "p", task_id="task-src").task_id
+    [a, b] = memory.store_many(
+        [
+            Experience("deploy the app", "run make deploy", "failure", "p", task,
+                       {"by": "ops", "steps": [1, 2]}),
+            Experience("deploy the app", "run the deploy script", namespace="p"),
+        ],
+        learned=[
+            dict(q=-0.3, n_updates=7, last_reward=-1.0, created_at=1000.5, updated_at=2000.25,
+                 successes=2.5, failures=4.5, q_recent=-0.6),
+            {},
+        ],
+    )
+    before, plain = memory.get(a.id), memory.get(b.id)
+    assert before is not None and plain is not None
+    # a field a plain store sets alike would not show a copy that drops it
+    alike = {f for f in MEMORY_FIELDS if getattr(before, f) == getattr(plain, f)}
+    assert alike == {"namespace", "intent_id", "intent", "model_id"}
+
+    memory.archive([a.id], "p")
+    [shelved] = memory.iter_archived("p")
+    assert shelved.memory == before
+    memory.restore([a.id], "p")
+    assert memory.get(a.id) == before
 
 
 def test_a_pending_task_credits_a_restored_memory_by_its_id(open_memory) -> None:

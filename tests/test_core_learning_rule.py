@@ -3,13 +3,16 @@ hand-computed."""
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
+from collections import Counter
 
 import pytest
 
 from memrl import InvalidInputError, MemoryConfig
 from memrl.learning import Evidence, LearningRule, posterior_mean, posterior_sd, update
-from memrl.retrieval import Candidate, select
+from memrl.retrieval import Candidate, _order, _thompson_prob, scores, select, utilities
 
 
 def test_posterior_of_a_new_memory_is_uniform() -> None:
@@ -75,6 +78,43 @@ def test_thompson_records_an_estimated_selection_probability() -> None:
     # same seed, same choice and estimate
     again = select(_pool(), lam=0.5, k2=1, rng=random.Random(3), explore="thompson")
     assert again == chosen[3]
+
+
+def _python_set_shares(pool, lam, k2, weight, draws, seed) -> Counter:
+    """The reference: one draw at a time through `scores` and `_order`, as phase B ranks
+    the draw that chooses the set; how many draws chose each set (of pool indexes)."""
+    rng = random.Random(seed)
+    counts: Counter = Counter()
+    for _ in range(draws):
+        drawn = scores(pool, lam, utilities(pool, "thompson", weight, rng))
+        counts[frozenset(_order(pool, drawn)[:k2])] += 1
+    return counts
+
+
+def test_thompson_estimate_matches_the_one_draw_at_a_time_reference() -> None:
+    """Every 2-subset's estimated probability, by the draw matrix and by the reference,
+    agree within sampling error. Memories 4 and 5 are alike with no spread (sd 0), so every
+    draw ties them and the newer one must win in both."""
+    pool = [
+        *_pool(),
+        Candidate(4, 0.70, 0.2, 0.0),
+        Candidate(5, 0.70, 0.2, 0.0),
+        Candidate(6, 0.80, -0.3, posterior_sd(1, 3)),
+    ]
+    lam, k2, weight, draws = 0.5, 2, 2.0, 20_000
+    reference = _python_set_shares(pool, lam, k2, weight, draws, seed=11)
+    # pool indexes 3 and 4 (memories 4 and 5) tie in every draw: the newer one wins
+    assert not any(3 in s and 4 not in s for s in reference)
+    sets = list(itertools.combinations(range(len(pool)), k2))
+    total = 0.0
+    for chosen in sets:  # the same seed: one draw matrix, every set's share of it
+        estimate = _thompson_prob(pool, lam, k2, weight, set(chosen), random.Random(5), draws)
+        total += estimate
+        p = reference[frozenset(chosen)] / draws
+        spread = math.sqrt(max(p * (1 - p), 1 / draws) * 2 / draws)
+        assert estimate == pytest.approx(p, abs=5 * spread + 1 / draws), chosen
+    # each draw chose exactly one set; each estimate adds the draw that chose its set
+    assert total == pytest.approx((draws + len(sets)) / (draws + 1))
 
 
 def test_config_refuses_unknown_exploration_and_bad_thresholds() -> None:

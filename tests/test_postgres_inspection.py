@@ -1,6 +1,6 @@
 """The inspection page's reads on PostgreSQL, where they could part from SQLite's: the
-same history gives the same pages on both backends; migration m002 brings an m001
-database up with its old outcomes left without a Q after; every statement a view runs
+same history gives the same pages on both backends; the migrations bring an m001
+database (written by SQL of its schema) up, its old outcomes left without a Q after; every statement a view runs
 reaches its table through an index, with no sort of a namespace, on a table of 60k
 memories."""
 
@@ -16,8 +16,10 @@ from backends import Backend, admin, query
 from fake_embedder import FakeEmbedder
 
 from memrl import Memory, MemoryConfig, SqliteStorage, open_storage
+from memrl.memory import content_hash
 from memrl.storage.postgres import backend as pg_backend
 from memrl.storage.postgres import migrations
+from memrl.storage.postgres.connection import connect
 
 CONFIG = MemoryConfig(alpha=0.4, delta=-1.0, k1=4, k2=2, epsilon=0.2)
 
@@ -146,21 +148,50 @@ def test_the_same_history_gives_the_same_pages_on_both_backends(pg: Backend, tmp
 # -- an m001 database gains the inspection schema -------------------------------------------------
 
 
+def _m001_database(target: str, monkeypatch) -> tuple[int, str]:
+    """A database at schema version 1 holding what m001's code wrote: a memory, and a
+    reported task that credited it with Q moved and no Q after (the column came with m002).
+    Only m001 is applied, and the rows are plain SQL of that schema: today's code writes
+    columns m001 did not have."""
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        conn = connect(target)
+        try:
+            assert migrations.apply_migrations(conn, 8, target) == 1
+        finally:
+            conn.close()
+    vector = "[" + ",".join(map(str, FakeEmbedder().embed_query("deploy").tolist())) + "]"
+    task = "m001-task"
+    with admin(target) as conn:
+        conn.execute("INSERT INTO namespaces(namespace, model_id) VALUES ('p', 'fake-model')")
+        [(intent_id,)] = conn.execute(
+            "INSERT INTO intents(namespace, key, text, created_at, embedding) "
+            "VALUES ('p', 'deploy', 'deploy', 1.0, %s::vector) RETURNING id",
+            (vector,),
+        )
+        [(mid,)] = conn.execute(
+            "INSERT INTO memories(namespace, intent_id, intent, experience, kind, q, n_updates, "
+            "last_reward, created_at, updated_at, content_hash, model_id) VALUES "
+            "('p', %s, 'deploy', 'make deploy', 'success', 0.5, 1, 1.0, 1.0, 2.0, %s, "
+            "'fake-model') RETURNING id",
+            (intent_id, content_hash("deploy", "make deploy")),
+        )
+        conn.execute(
+            "INSERT INTO tasks(task_id, namespace, query, model_id, created_at, k1, k2, lam, "
+            "delta, epsilon, outcome, reward, reported_at) VALUES "
+            "(%s, 'p', 'deploy', 'fake-model', 1.0, 5, 3, 0.5, -1.0, 0.0, 'success', 1.0, 2.0)",
+            (task,),
+        )
+        conn.execute(
+            "INSERT INTO task_candidates(task_id, memory_id, rank, similarity, q, score, "
+            "injected, credited) VALUES (%s, %s, 0, 1.0, 0.0, 0.5, true, true)",
+            (task, mid),
+        )
+    return int(mid), task
+
+
 def test_an_m001_database_gains_the_inspection_schema(pg: Backend, monkeypatch) -> None:
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
-    memory = Memory(open_storage(pg.target, 8, "fake-model"), FakeEmbedder(), MemoryConfig(delta=-1.0))
-    with admin(pg.target) as conn:  # the columns today's code reads and writes
-        migrations.m003_evidence(conn, 8)
-        migrations.m005_learned_gate(conn, 8)
-    mid = memory.store_experience("deploy", "make deploy", namespace="p").id
-    task = memory.recall("deploy", "p").task_id
-    memory.close()
-    # the outcome as the m001 code wrote it: credited, Q moved, no Q after
-    with admin(pg.target) as conn:
-        conn.execute("UPDATE tasks SET outcome = 'success', reward = 1, reported_at = 1.0")
-        conn.execute("UPDATE task_candidates SET credited = true")
-        conn.execute("UPDATE memories SET q = 0.5, n_updates = 1")
-    monkeypatch.undo()
+    mid, task = _m001_database(pg.target, monkeypatch)
     memory = Memory(open_storage(pg.target, 8, "fake-model"), FakeEmbedder(), MemoryConfig(delta=-1.0))
     try:
         assert [v for v, _ in query(memory.storage, "SELECT version, name FROM schema_migrations "
@@ -175,6 +206,11 @@ def test_an_m001_database_gains_the_inspection_schema(pg: Backend, monkeypatch) 
         history = memory.memory_history(mid)
         assert [(x.task_id, x.credited, x.q_after) for x in history.appearances] == [(task, True, None)]
         assert history.q_history == [] and history.memory is not None
+        # m003: no evidence counted before it, the fast EMA starts at Q
+        m = history.memory
+        assert (m.q, m.successes, m.failures, m.q_recent) == (0.5, 0.0, 0.0, 0.5)
+        assert query(memory.storage, "SELECT learned_delta, learned_reports FROM namespaces") == [
+            (None, 0)]
         memory.report(memory.recall("deploy", "p").task_id or "", success=True)
         assert [x.q_after for x in memory.memory_history(mid).appearances] == [
             pytest.approx(0.5 + 0.3 * 0.5), None]

@@ -363,13 +363,23 @@ def hnsw_params(storage: PostgresStorage, tier: PgTier, qvecs: np.ndarray, budge
     return out
 
 
+def reset_learning(conn: Any) -> None:
+    """A reused tier starts each run as loaded: no ledger, and every memory back to Q 0
+    with no outcome and no evidence (the credited successes and failures, and the fast EMA
+    of change detection at Q), so the run's learning starts where the last one's did."""
+    conn.execute("TRUNCATE memory_feedback, task_candidates, tasks")
+    conn.execute(
+        "UPDATE memories SET q = 0, n_updates = 0, last_reward = NULL, successes = 0, "
+        "failures = 0, q_recent = 0"
+    )
+
+
 def measure_tier(tier: PgTier, embedder: Any, config: MemoryConfig, qtexts: list[str],
                  qvecs: np.ndarray, args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
     storage = PostgresStorage(tier.url, embedder.dim, embedder.model_id)
     try:
         with _admin(tier.url) as conn:
-            conn.execute("TRUNCATE memory_feedback, task_candidates, tasks")
-            conn.execute("UPDATE memories SET q = 0, n_updates = 0, last_reward = NULL")
+            reset_learning(conn)
             size = conn.execute("SELECT pg_total_relation_size('intents') + "
                                 "pg_total_relation_size('memories')").fetchone()[0]
         res: dict[str, Any] = {"memories": int(len(tier.ids)), "main_namespace": tier.n,

@@ -322,11 +322,9 @@ class WriteTx(ReadTx, Protocol):
 
 # -- inspection reads (the page of `memrl ui`) ---------------------------------------------
 
+# The SQL both backends use for them: shared_sql.SORT_COLUMNS and OUTCOME_SQL.
 MEMORY_SORTS = ("q", "created", "updates", "id")  # Q, created_at, n_updates, id
 OUTCOME_FILTERS = ("success", "failure", "pending")  # reward > 0, reward <= 0, not reported
-# The SQL both backends use for them (column of each sort; condition of each outcome).
-SORT_COLUMNS = {"q": "q", "created": "created_at", "updates": "n_updates", "id": "id"}
-OUTCOME_SQL = {"success": "reward > 0", "failure": "reward <= 0", "pending": "reward IS NULL"}
 
 
 @dataclass(frozen=True)

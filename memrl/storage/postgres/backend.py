@@ -35,7 +35,9 @@ from ...errors import DatabaseError, InvalidInputError, ModelMismatchError
 from ...gate_learning import ReportedTask
 from ...learning import LearningRule
 from ...paths import redact_url
+from .. import shared_sql
 from ..base import ArchivedRow, MemoryRow, NewMemory, NewTask, Outcome, TaskRow
+from ..shared_sql import POSTGRES
 from ..sqlite.kernels import rank_exact
 from . import ledger, memories
 from .connection import connect, open_pool
@@ -120,16 +122,16 @@ class PostgresTx:
         return memories.members(self.conn, intent_ids, cap)
 
     def get(self, memory_ids: Sequence[int]) -> dict[int, MemoryRow]:
-        return memories.get(self.conn, memory_ids)
+        return shared_sql.get(self.conn, POSTGRES, memory_ids)
 
     def task(self, task_id: str) -> TaskRow | None:
         return ledger.task(self.conn, task_id, lock=self._writing)
 
     def q_of(self, memory_ids: Sequence[int]) -> dict[int, float]:
-        return memories.q_of(self.conn, memory_ids)
+        return shared_sql.q_of(self.conn, POSTGRES, memory_ids)
 
     def memories_page(self, namespace: str | None, after_id: int, limit: int) -> list[MemoryRow]:
-        return memories.page(self.conn, namespace, after_id, limit)
+        return shared_sql.memories_page(self.conn, POSTGRES, namespace, after_id, limit)
 
     def stats(self, namespace: str | None) -> list[dict[str, Any]]:
         where = "" if namespace is None else "WHERE n.namespace = %s"
@@ -160,15 +162,15 @@ class PostgresTx:
         ]
 
     def archived(self, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
-        return memories.archived(self.conn, memory_ids)
+        return shared_sql.archived(self.conn, POSTGRES, memory_ids)
 
     def archived_page(
         self, namespace: str | None, after_id: int, limit: int
     ) -> list[ArchivedRow]:
-        return memories.archived_page(self.conn, namespace, after_id, limit)
+        return shared_sql.archived_page(self.conn, POSTGRES, namespace, after_id, limit)
 
     def superseded_live(self, namespace: str) -> list[int]:
-        return memories.superseded_live(self.conn, namespace)
+        return shared_sql.superseded_live(self.conn, POSTGRES, namespace)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -218,11 +220,12 @@ class PostgresTx:
 
     def record_feedback(self, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
         memories.record_feedback(self.conn, task_id, feedback)
+
     def count_gate_report(self, namespace: str) -> int:
-        return ledger.count_gate_report(self.conn, namespace)
+        return shared_sql.count_gate_report(self.conn, POSTGRES, namespace)
 
     def set_learned_delta(self, namespace: str, delta: float | None) -> None:
-        ledger.set_learned_delta(self.conn, namespace, delta)
+        shared_sql.set_learned_delta(self.conn, POSTGRES, namespace, delta)
 
 
 class PostgresStorage:

@@ -13,7 +13,9 @@ by an index (migration m002 adds the sort indexes):
   task_id); a page's pools are one statement on the primary key of `task_candidates`.
 A substring search has no index: it scans the namespace (measured in docs/UI.md).
 
-Where PostgreSQL would differ from SQLite by default, it is made to agree:
+The memory pages and counts, the ledger pages and a memory's appearances are built for
+both backends by shared_sql.py, where the dialect's fields (shared_sql.POSTGRES) make
+PostgreSQL agree with SQLite where it would differ by default:
 - text search folds ASCII letters only (SQLite's LIKE): lower() in the "C" collation,
   not ILIKE or lower() in the database's collation, which fold by its locale (É to é).
   Measured on the 100k namespace of docs/UI.md: `translate()` over A-Z cost 18-20 s a
@@ -25,14 +27,11 @@ Where PostgreSQL would differ from SQLite by default, it is made to agree:
 
 from __future__ import annotations
 
-import math
-import string
 from collections.abc import Sequence
 from typing import Any
 
+from .. import shared_sql
 from ..base import (
-    OUTCOME_SQL,
-    SORT_COLUMNS,
     Appearance,
     LedgerEntry,
     LedgerFilter,
@@ -42,55 +41,7 @@ from ..base import (
     TaskPoint,
     Usage,
 )
-from .memories import COLUMNS
-
-_FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
-_MAX_ID = 2**63 - 1
-_UPDATES_BOUND = 2**62  # beyond any n_updates; keeps a rounded cursor inside bigint
-
-
-def _like(text: str) -> str:
-    """A LIKE pattern matching `text`, ASCII letters lower-cased, as a plain substring."""
-    folded = text.translate(_FOLD)
-    escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _folded(column: str) -> str:
-    """`column` with ASCII letters lower-cased and nothing else (as SQLite's LIKE): lower()
-    in the "C" collation folds A-Z only, whatever the database's locale."""
-    return f'lower({column} COLLATE "C")'
-
-
-def _filters(f: MemoryFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = ["namespace = %s"]
-    args: list[Any] = [f.namespace]
-    if f.kind is not None:
-        clauses.append("kind = %s")
-        args.append(f.kind)
-    if f.q_min is not None:
-        clauses.append("q >= %s::float8")
-        args.append(f.q_min)
-    if f.q_max is not None:
-        clauses.append("q <= %s::float8")
-        args.append(f.q_max)
-    if f.text:
-        clauses.append(
-            f"({_folded('intent')} LIKE %s ESCAPE '\\' OR {_folded('experience')} LIKE %s ESCAPE '\\')"
-        )
-        args += [_like(f.text)] * 2
-    return " AND ".join(clauses), args
-
-
-def _updates_cursor(value: float, last_id: int, descending: bool) -> tuple[int, int]:
-    """An n_updates cursor as whole numbers with the same rows after it: SQLite compares
-    the integer column with a real value, PostgreSQL's index needs a bigint."""
-    value = min(max(float(value), -_UPDATES_BOUND), _UPDATES_BOUND)
-    if value == math.floor(value):
-        return int(value), int(last_id)
-    if descending:  # n < 2.5  <=>  (n, id) < (3, 0): ids are positive
-        return math.ceil(value), 0
-    return math.floor(value), _MAX_ID  # n > 2.5  <=>  (n, id) > (2, max)
+from ..shared_sql import POSTGRES
 
 
 class PostgresInspect:
@@ -101,31 +52,12 @@ class PostgresInspect:
         self.conn = conn
 
     def memory_page(self, query: MemoryFilter) -> list[MemoryRow]:
-        column = SORT_COLUMNS[query.sort]
-        where, args = _filters(query)
-        op, order = ("<", "DESC") if query.descending else (">", "ASC")
-        if query.after is not None:
-            value, last_id = query.after
-            if column == "id":
-                where += f" AND id {op} %s"
-                args.append(int(last_id))
-            elif column == "n_updates":
-                where += f" AND (n_updates, id) {op} (%s::bigint, %s::bigint)"
-                args += list(_updates_cursor(value, last_id, query.descending))
-            else:
-                where += f" AND ({column}, id) {op} (%s::float8, %s::bigint)"
-                args += [float(value), int(last_id)]
-        order_by = "id" if column == "id" else f"{column} {order}, id"
-        rows = self.conn.execute(
-            f"SELECT {COLUMNS} FROM memories WHERE {where} ORDER BY {order_by} {order} LIMIT %s",
-            [*args, query.limit],
-        ).fetchall()
-        return [MemoryRow.from_row(r) for r in rows]
+        sql, args = shared_sql.memory_page(POSTGRES, query)
+        return [MemoryRow.from_row(r) for r in self.conn.execute(sql, args).fetchall()]
 
     def memory_count(self, query: MemoryFilter) -> int:
-        where, args = _filters(query)
-        row = self.conn.execute(f"SELECT count(*) FROM memories WHERE {where}", args).fetchone()
-        return int(row[0])
+        sql, args = shared_sql.memory_count(POSTGRES, query)
+        return int(self.conn.execute(sql, args).fetchone()[0])
 
     def usage(self, memory_ids: Sequence[int]) -> dict[int, Usage]:
         """One statement, a LATERAL aggregate per memory: each walks that memory's rows of
@@ -166,35 +98,12 @@ class PostgresInspect:
         return {mid: points[::-1] for mid, points in newest_first.items()}
 
     def appearances(self, memory_id: int, limit: int) -> list[Appearance]:
-        rows = self.conn.execute(
-            "SELECT t.task_id, t.created_at, t.query, c.rank, c.similarity, c.q, c.score, "
-            "c.injected, c.credited, t.outcome, t.reward, t.reported_at, c.q_after "
-            "FROM task_candidates c JOIN tasks t ON t.task_id = c.task_id "
-            'WHERE c.memory_id = %s ORDER BY t.created_at DESC, t.task_id COLLATE "C" DESC '
-            "LIMIT %s",
-            (int(memory_id), limit),
-        ).fetchall()
-        return [Appearance.from_row(r) for r in rows]
+        rows = self.conn.execute(shared_sql.appearances(POSTGRES), (int(memory_id), limit))
+        return [Appearance.from_row(r) for r in rows.fetchall()]
 
     def ledger_page(self, query: LedgerFilter) -> list[LedgerEntry]:
-        clauses: list[str] = ["namespace = %s"]
-        args: list[Any] = [query.namespace]
-        if query.outcome is not None:
-            clauses.append(OUTCOME_SQL[query.outcome])
-        if query.empty_pool is not None:
-            exists = "EXISTS (SELECT 1 FROM task_candidates c WHERE c.task_id = t.task_id)"
-            clauses.append(f"NOT {exists}" if query.empty_pool else exists)
-        if query.before is not None:
-            at, task_id = query.before
-            clauses.append('(created_at, task_id COLLATE "C") < (%s::float8, %s::text)')
-            args += [float(at), str(task_id)]
-        rows = self.conn.execute(
-            "SELECT task_id, namespace, query, created_at, k1, k2, lam, delta, epsilon, "
-            "explored, selection_prob, outcome, reward, used_ids, reported_at FROM tasks t "
-            f"WHERE {' AND '.join(clauses)} "
-            'ORDER BY created_at DESC, task_id COLLATE "C" DESC LIMIT %s',
-            [*args, query.limit],
-        ).fetchall()
+        sql, args = shared_sql.ledger_page(POSTGRES, query)
+        rows = self.conn.execute(sql, args).fetchall()
         pools = self._pools([r[0] for r in rows])
         return [
             LedgerEntry.from_row(r, pools.get(r[0], []), None if r[13] is None else [int(m) for m in r[13]])

@@ -180,22 +180,3 @@ def reported_tasks(conn: Any, namespace: str, limit: int) -> list[ReportedTask]:
         )
         for r in rows
     ]
-
-
-def count_gate_report(conn: Any, namespace: str) -> int:
-    """One more outcome toward the gate's recomputation. The update locks the namespace's
-    row until the outcome commits: with learning on, outcomes of one namespace queue here
-    (learning is off by default)."""
-    row = conn.execute(
-        "UPDATE namespaces SET learned_reports = learned_reports + 1 WHERE namespace = %s "
-        "RETURNING learned_reports",
-        (namespace,),
-    ).fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def set_learned_delta(conn: Any, namespace: str, delta: float | None) -> None:
-    conn.execute(
-        "UPDATE namespaces SET learned_delta = %s, learned_at = %s WHERE namespace = %s",
-        (delta, time.time(), namespace),
-    )

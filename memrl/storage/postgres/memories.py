@@ -18,16 +18,9 @@ import numpy as np
 from ... import calibration
 from ...config import MemoryConfig
 from ...retrieval import intent_key
-from ..base import (
-    MEMORY_FIELDS,
-    ArchivedRow,
-    MemoryRow,
-    NewMemory,
-    refuse_clash,
-    refuse_other_model,
-)
+from ..base import MEMORY_FIELDS, MemoryRow, NewMemory, refuse_clash, refuse_other_model
+from ..shared_sql import ARCHIVE_EXTRA, COLUMNS
 
-COLUMNS = ", ".join(MEMORY_FIELDS)
 INSERT_COLUMNS = ", ".join(MEMORY_FIELDS[1:])  # the id comes from the identity sequence
 
 
@@ -192,9 +185,7 @@ def delete(conn: Any, memory_ids: Sequence[int]) -> int:
     return len(rows)
 
 
-# -- the archive -----------------------------------------------------------------------------
-
-ARCHIVE_EXTRA = "reason, superseded_by, archived_at"
+# -- the archive (its reads: shared_sql.py) ---------------------------------------------------
 
 
 def archive(
@@ -288,40 +279,6 @@ def delete_archived(conn: Any, memory_ids: Sequence[int]) -> int:
     return int(conn.execute("DELETE FROM archived_memories WHERE id = ANY(%s)", (ids,)).rowcount)
 
 
-def archived(conn: Any, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
-    ids = [int(m) for m in memory_ids]
-    if not ids:
-        return {}
-    rows = conn.execute(
-        f"SELECT {COLUMNS}, {ARCHIVE_EXTRA} FROM archived_memories WHERE id = ANY(%s)", (ids,)
-    ).fetchall()
-    return {int(r[0]): ArchivedRow.from_row(r) for r in rows}
-
-
-def archived_page(
-    conn: Any, namespace: str | None, after_id: int, limit: int
-) -> list[ArchivedRow]:
-    args: list[Any] = [after_id]
-    sql = "id > %s"
-    if namespace is not None:
-        sql, args = "namespace = %s AND id > %s", [namespace, after_id]
-    rows = conn.execute(
-        f"SELECT {COLUMNS}, {ARCHIVE_EXTRA} FROM archived_memories WHERE {sql} "
-        "ORDER BY id LIMIT %s",
-        [*args, limit],
-    ).fetchall()
-    return [ArchivedRow.from_row(r) for r in rows]
-
-
-def superseded_live(conn: Any, namespace: str) -> list[int]:
-    rows = conn.execute(
-        "SELECT DISTINCT m.id FROM memories m JOIN memory_corrections c ON c.memory_id = m.id "
-        "JOIN memories s ON s.id = c.superseded_by WHERE m.namespace = %s ORDER BY m.id",
-        (namespace,),
-    ).fetchall()
-    return [int(r[0]) for r in rows]
-
-
 def record_feedback(conn: Any, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
     if not feedback:
         return
@@ -349,32 +306,5 @@ def members(conn: Any, intent_ids: Sequence[int], cap: int) -> list[MemoryRow]:
         f"CROSS JOIN LATERAL (SELECT {COLUMNS} FROM memories WHERE intent_id = i.id "
         "ORDER BY q DESC, id DESC LIMIT %s) m ORDER BY i.pos, m.q DESC, m.id DESC",
         ([int(i) for i in intent_ids], int(cap)),
-    ).fetchall()
-    return [MemoryRow.from_row(r) for r in rows]
-
-
-def get(conn: Any, memory_ids: Sequence[int]) -> dict[int, MemoryRow]:
-    ids = [int(m) for m in memory_ids]
-    if not ids:
-        return {}
-    rows = conn.execute(f"SELECT {COLUMNS} FROM memories WHERE id = ANY(%s)", (ids,)).fetchall()
-    return {int(r[0]): MemoryRow.from_row(r) for r in rows}
-
-
-def q_of(conn: Any, memory_ids: Sequence[int]) -> dict[int, float]:
-    ids = [int(m) for m in memory_ids]
-    if not ids:
-        return {}
-    rows = conn.execute("SELECT id, q FROM memories WHERE id = ANY(%s)", (ids,)).fetchall()
-    return {int(r[0]): float(r[1]) for r in rows}
-
-
-def page(conn: Any, namespace: str | None, after_id: int, limit: int) -> list[MemoryRow]:
-    args: list[Any] = [after_id]
-    sql = "id > %s"
-    if namespace is not None:
-        sql, args = "namespace = %s AND id > %s", [namespace, after_id]
-    rows = conn.execute(
-        f"SELECT {COLUMNS} FROM memories WHERE {sql} ORDER BY id LIMIT %s", [*args, limit]
     ).fetchall()
     return [MemoryRow.from_row(r) for r in rows]

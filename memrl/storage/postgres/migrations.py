@@ -171,14 +171,11 @@ def m002_inspection(conn: Any, dim: int) -> None:
 def m003_evidence(conn: Any, dim: int) -> None:
     """The evidence next to Q (SQLite's m005): credited successes and failures, and the
     fast EMA of change detection; earlier memories start with no evidence and q_recent = q.
-    `IF NOT EXISTS`: a test that writes an older schema with today's code adds the columns
-    that code writes first.
     """
     conn.execute(
-        "ALTER TABLE memories "
-        "ADD COLUMN IF NOT EXISTS successes double precision NOT NULL DEFAULT 0, "
-        "ADD COLUMN IF NOT EXISTS failures double precision NOT NULL DEFAULT 0, "
-        "ADD COLUMN IF NOT EXISTS q_recent double precision NOT NULL DEFAULT 0"
+        "ALTER TABLE memories ADD COLUMN successes double precision NOT NULL DEFAULT 0, "
+        "ADD COLUMN failures double precision NOT NULL DEFAULT 0, "
+        "ADD COLUMN q_recent double precision NOT NULL DEFAULT 0"
     )
     conn.execute("UPDATE memories SET q_recent = q")
 
@@ -247,15 +244,10 @@ def m005_learned_gate(conn: Any, dim: int) -> None:
     `namespaces.learned_delta` (NULL: none learned), `learned_reports` (outcomes counted
     while learning is on) and `learned_at`. Nullable columns and a constant default rewrite
     nothing.
-    `IF NOT EXISTS`: a test that writes an older schema with today's code adds the columns
-    that code reads first.
     """
-    for column in (
-        "learned_delta double precision",
-        "learned_reports bigint NOT NULL DEFAULT 0",
-        "learned_at double precision",
-    ):
-        conn.execute(f"ALTER TABLE namespaces ADD COLUMN IF NOT EXISTS {column}")
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_delta double precision")
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_reports bigint NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE namespaces ADD COLUMN learned_at double precision")
 
 
 MIGRATIONS: list[Callable[[Any, int], None]] = [

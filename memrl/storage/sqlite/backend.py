@@ -22,7 +22,9 @@ from ...config import MemoryConfig
 from ...errors import InvalidInputError, ModelMismatchError
 from ...gate_learning import ReportedTask
 from ...learning import LearningRule
+from .. import shared_sql
 from ..base import ArchivedRow, MemoryRow, NewMemory, NewTask, Outcome, TaskRow
+from ..shared_sql import SQLITE
 from . import ledger, memories
 from .connection import connect, write_transaction
 from .index import VectorIndex
@@ -89,16 +91,16 @@ class SqliteTx:
         return memories.members(self.conn, intent_ids, cap)
 
     def get(self, memory_ids: Sequence[int]) -> dict[int, MemoryRow]:
-        return memories.get(self.conn, memory_ids)
+        return shared_sql.get(self.conn, SQLITE, memory_ids)
 
     def task(self, task_id: str) -> TaskRow | None:
         return ledger.task(self.conn, task_id)
 
     def q_of(self, memory_ids: Sequence[int]) -> dict[int, float]:
-        return memories.q_of(self.conn, memory_ids)
+        return shared_sql.q_of(self.conn, SQLITE, memory_ids)
 
     def memories_page(self, namespace: str | None, after_id: int, limit: int) -> list[MemoryRow]:
-        return memories.page(self.conn, namespace, after_id, limit)
+        return shared_sql.memories_page(self.conn, SQLITE, namespace, after_id, limit)
 
     def stats(self, namespace: str | None) -> list[dict[str, Any]]:
         where = "" if namespace is None else "WHERE n.namespace = ?"
@@ -122,15 +124,15 @@ class SqliteTx:
         return [dict(zip(_STATS_KEYS, r)) for r in rows]
 
     def archived(self, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
-        return memories.archived(self.conn, memory_ids)
+        return shared_sql.archived(self.conn, SQLITE, memory_ids)
 
     def archived_page(
         self, namespace: str | None, after_id: int, limit: int
     ) -> list[ArchivedRow]:
-        return memories.archived_page(self.conn, namespace, after_id, limit)
+        return shared_sql.archived_page(self.conn, SQLITE, namespace, after_id, limit)
 
     def superseded_live(self, namespace: str) -> list[int]:
-        return memories.superseded_live(self.conn, namespace)
+        return shared_sql.superseded_live(self.conn, SQLITE, namespace)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -176,11 +178,12 @@ class SqliteTx:
 
     def record_feedback(self, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
         memories.record_feedback(self.conn, task_id, feedback)
+
     def count_gate_report(self, namespace: str) -> int:
-        return ledger.count_gate_report(self.conn, namespace)
+        return shared_sql.count_gate_report(self.conn, SQLITE, namespace)
 
     def set_learned_delta(self, namespace: str, delta: float | None) -> None:
-        ledger.set_learned_delta(self.conn, namespace, delta)
+        shared_sql.set_learned_delta(self.conn, SQLITE, namespace, delta)
 
 
 class SqliteStorage:

@@ -7,6 +7,8 @@ Every query is bounded and served by an index (migration m004 adds the sort inde
   tasks' primary key;
 - ledger pages and the learning curve: `tasks_namespace` (namespace, created_at).
 A substring search has no index: it scans the namespace (measured in docs/UI.md).
+The memory pages and counts, the ledger pages and a memory's appearances are built for
+both backends by shared_sql.py.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from .. import shared_sql
 from ..base import (
-    OUTCOME_SQL,
-    SORT_COLUMNS,
     Appearance,
     LedgerEntry,
     LedgerFilter,
@@ -27,33 +28,9 @@ from ..base import (
     TaskPoint,
     Usage,
 )
-from .memories import COLUMNS
+from ..shared_sql import SQLITE
 
 _CHUNK = 500
-
-
-def _like(text: str) -> str:
-    """A LIKE pattern matching `text` as a plain substring."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _filters(f: MemoryFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = ["namespace = ?"]
-    args: list[Any] = [f.namespace]
-    if f.kind is not None:
-        clauses.append("kind = ?")
-        args.append(f.kind)
-    if f.q_min is not None:
-        clauses.append("q >= ?")
-        args.append(f.q_min)
-    if f.q_max is not None:
-        clauses.append("q <= ?")
-        args.append(f.q_max)
-    if f.text:
-        clauses.append("(intent LIKE ? ESCAPE '\\' OR experience LIKE ? ESCAPE '\\')")
-        args += [_like(f.text)] * 2
-    return " AND ".join(clauses), args
 
 
 def _placeholders(n: int) -> str:
@@ -67,27 +44,12 @@ class SqliteInspect:
         self.conn = conn
 
     def memory_page(self, query: MemoryFilter) -> list[MemoryRow]:
-        column = SORT_COLUMNS[query.sort]
-        where, args = _filters(query)
-        op, order = ("<", "DESC") if query.descending else (">", "ASC")
-        if query.after is not None:
-            value, last_id = query.after
-            if column == "id":
-                where += f" AND id {op} ?"
-                args.append(last_id)
-            else:
-                where += f" AND ({column}, id) {op} (?, ?)"
-                args += [value, last_id]
-        order_by = "id" if column == "id" else f"{column} {order}, id"
-        rows = self.conn.execute(
-            f"SELECT {COLUMNS} FROM memories WHERE {where} ORDER BY {order_by} {order} LIMIT ?",
-            [*args, query.limit],
-        ).fetchall()
-        return [MemoryRow.from_row(r) for r in rows]
+        sql, args = shared_sql.memory_page(SQLITE, query)
+        return [MemoryRow.from_row(r) for r in self.conn.execute(sql, args).fetchall()]
 
     def memory_count(self, query: MemoryFilter) -> int:
-        where, args = _filters(query)
-        return int(self.conn.execute(f"SELECT count(*) FROM memories WHERE {where}", args).fetchone()[0])
+        sql, args = shared_sql.memory_count(SQLITE, query)
+        return int(self.conn.execute(sql, args).fetchone()[0])
 
     def usage(self, memory_ids: Sequence[int]) -> dict[int, Usage]:
         out: dict[int, Usage] = {}
@@ -123,32 +85,12 @@ class SqliteInspect:
         return out
 
     def appearances(self, memory_id: int, limit: int) -> list[Appearance]:
-        rows = self.conn.execute(
-            "SELECT t.task_id, t.created_at, t.query, c.rank, c.similarity, c.q, c.score, "
-            "c.injected, c.credited, t.outcome, t.reward, t.reported_at, c.q_after "
-            "FROM task_candidates c JOIN tasks t ON t.task_id = c.task_id "
-            "WHERE c.memory_id = ? ORDER BY t.created_at DESC, t.task_id DESC LIMIT ?",
-            (int(memory_id), limit),
-        ).fetchall()
-        return [Appearance.from_row(r) for r in rows]
+        rows = self.conn.execute(shared_sql.appearances(SQLITE), (int(memory_id), limit))
+        return [Appearance.from_row(r) for r in rows.fetchall()]
 
     def ledger_page(self, query: LedgerFilter) -> list[LedgerEntry]:
-        clauses: list[str] = ["namespace = ?"]
-        args: list[Any] = [query.namespace]
-        if query.outcome is not None:
-            clauses.append(OUTCOME_SQL[query.outcome])
-        if query.empty_pool is not None:
-            exists = "EXISTS (SELECT 1 FROM task_candidates c WHERE c.task_id = t.task_id)"
-            clauses.append(f"NOT {exists}" if query.empty_pool else exists)
-        if query.before is not None:
-            clauses.append("(created_at, task_id) < (?, ?)")
-            args += list(query.before)
-        rows = self.conn.execute(
-            "SELECT task_id, namespace, query, created_at, k1, k2, lam, delta, epsilon, "
-            "explored, selection_prob, outcome, reward, used_ids, reported_at FROM tasks t "
-            f"WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, task_id DESC LIMIT ?",
-            [*args, query.limit],
-        ).fetchall()
+        sql, args = shared_sql.ledger_page(SQLITE, query)
+        rows = self.conn.execute(sql, args).fetchall()
         pools = self._pools([r[0] for r in rows])
         return [
             LedgerEntry.from_row(

@@ -16,7 +16,7 @@ from ...errors import InvalidInputError
 from ...gate_learning import ReportedTask
 from ...learning import LearningRule
 from ..base import NewTask, Outcome, TaskRow
-from .memories import q_of
+from ..shared_sql import SQLITE, q_of
 
 
 def record_task(conn: Any, model_id: str, task: NewTask) -> None:
@@ -117,7 +117,7 @@ def apply_outcome(
             ).fetchall()
             new_q.update({int(row[0]): float(row[1]) for row in rows})
     else:
-        new_q = q_of(conn, credit)
+        new_q = q_of(conn, SQLITE, credit)
     if credit:  # marked with the Q right after this outcome: each memory's history
         conn.execute(
             "UPDATE task_candidates SET credited = 1, q_after = (SELECT q FROM memories m "
@@ -156,19 +156,3 @@ def reported_tasks(conn: Any, namespace: str, limit: int) -> list[ReportedTask]:
         )
         for r in rows
     ]
-
-
-def count_gate_report(conn: Any, namespace: str) -> int:
-    row = conn.execute(
-        "UPDATE namespaces SET learned_reports = learned_reports + 1 WHERE namespace = ? "
-        "RETURNING learned_reports",
-        (namespace,),
-    ).fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def set_learned_delta(conn: Any, namespace: str, delta: float | None) -> None:
-    conn.execute(
-        "UPDATE namespaces SET learned_delta = ?, learned_at = ? WHERE namespace = ?",
-        (delta, time.time(), namespace),
-    )

@@ -13,17 +13,10 @@ import numpy as np
 from ... import calibration
 from ...config import MemoryConfig
 from ...retrieval import intent_key
-from ..base import (
-    MEMORY_FIELDS,
-    ArchivedRow,
-    MemoryRow,
-    NewMemory,
-    refuse_clash,
-    refuse_other_model,
-)
+from ..base import MEMORY_FIELDS, MemoryRow, NewMemory, refuse_clash, refuse_other_model
+from ..shared_sql import ARCHIVE_EXTRA, COLUMNS
 from .index import VectorIndex
 
-COLUMNS = ", ".join(MEMORY_FIELDS)
 _CHUNK = 500
 
 
@@ -181,9 +174,7 @@ def delete(conn: Any, index: VectorIndex, memory_ids: Sequence[int]) -> int:
     return deleted
 
 
-# -- the archive -----------------------------------------------------------------------------
-
-ARCHIVE_EXTRA = "reason, superseded_by, archived_at"
+# -- the archive (its reads: shared_sql.py) ---------------------------------------------------
 
 
 def archive(
@@ -274,44 +265,6 @@ def _existing(conn: Any, namespace: str, content_hash: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def archived(conn: Any, memory_ids: Sequence[int]) -> dict[int, ArchivedRow]:
-    out: dict[int, ArchivedRow] = {}
-    ids = [int(m) for m in memory_ids]
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for r in conn.execute(
-            f"SELECT {COLUMNS}, {ARCHIVE_EXTRA} FROM archived_memories WHERE id IN ({marks})",
-            chunk,
-        ):
-            out[int(r[0])] = ArchivedRow.from_row(r)
-    return out
-
-
-def archived_page(
-    conn: Any, namespace: str | None, after_id: int, limit: int
-) -> list[ArchivedRow]:
-    args: list[Any] = [after_id]
-    where = "id > ?"
-    if namespace is not None:
-        where, args = "namespace = ? AND id > ?", [namespace, after_id]
-    rows = conn.execute(
-        f"SELECT {COLUMNS}, {ARCHIVE_EXTRA} FROM archived_memories WHERE {where} "
-        "ORDER BY id LIMIT ?",
-        [*args, limit],
-    ).fetchall()
-    return [ArchivedRow.from_row(r) for r in rows]
-
-
-def superseded_live(conn: Any, namespace: str) -> list[int]:
-    rows = conn.execute(
-        "SELECT DISTINCT m.id FROM memories m JOIN memory_corrections c ON c.memory_id = m.id "
-        "JOIN memories s ON s.id = c.superseded_by WHERE m.namespace = ? ORDER BY m.id",
-        (namespace,),
-    ).fetchall()
-    return [int(r[0]) for r in rows]
-
-
 def record_feedback(conn: Any, task_id: str, feedback: Sequence[tuple[int, str]]) -> None:
     now = time.time()
     conn.executemany(
@@ -347,33 +300,3 @@ def members(conn: Any, intent_ids: Sequence[int], cap: int) -> list[MemoryRow]:
     found = [MemoryRow.from_row(r) for r in rows]
     found.sort(key=lambda m: (position[m.intent_id], -m.q, -m.id))
     return found
-
-
-def get(conn: Any, memory_ids: Sequence[int]) -> dict[int, MemoryRow]:
-    out: dict[int, MemoryRow] = {}
-    ids = [int(m) for m in memory_ids]
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for r in conn.execute(f"SELECT {COLUMNS} FROM memories WHERE id IN ({marks})", chunk):
-            out[int(r[0])] = MemoryRow.from_row(r)
-    return out
-
-
-def q_of(conn: Any, memory_ids: Sequence[int]) -> dict[int, float]:
-    if not memory_ids:
-        return {}
-    marks = ",".join("?" * len(memory_ids))
-    rows = conn.execute(f"SELECT id, q FROM memories WHERE id IN ({marks})", list(memory_ids))
-    return {int(r[0]): float(r[1]) for r in rows}
-
-
-def page(conn: Any, namespace: str | None, after_id: int, limit: int) -> list[MemoryRow]:
-    where = "id > ?"
-    args: list[Any] = [after_id]
-    if namespace is not None:
-        where, args = "namespace = ? AND id > ?", [namespace, after_id]
-    rows = conn.execute(
-        f"SELECT {COLUMNS} FROM memories WHERE {where} ORDER BY id LIMIT ?", [*args, limit]
-    ).fetchall()
-    return [MemoryRow.from_row(r) for r in rows]
