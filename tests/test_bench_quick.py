@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,35 @@ def test_embedding_contention_rows() -> None:
     text = contention.render(out)
     assert "busy core" in text and "threads 1, no spinning" in text
     assert out["lowest_p95_busy_core"] in {s[0] for s in settings}
+
+
+def test_a_reused_bulk_database_starts_with_no_learning(tmp_path: Path) -> None:
+    """The SQLite tiers' reset (as the PostgreSQL tier's): no ledger, no feedback, every
+    credited memory back to Q 0 with no evidence."""
+    from fake_embedder import FakeEmbedder
+    from memrl import Experience, Memory, MemoryConfig, SqliteStorage
+    from memrl_clients.bench import build
+
+    path = tmp_path / "bulk.db"
+    embedder = FakeEmbedder()
+    store = SqliteStorage(path, embedder.dim, embedder.model_id)
+    memory = Memory(store, embedder, MemoryConfig(delta=-1.0))
+    memory.store_many(Experience(f"task {i}", f"way {i}") for i in range(6))
+    for i in range(4):
+        task = memory.recall(f"task {i}")
+        memory.report(task.task_id, success=bool(i % 2),
+                      feedback={task.injected[0].id: "useful"} if i == 0 else None)
+    assert any(m.n_updates for m in memory.iter_memories())
+    store.close()
+    build._reset_ledger(path)
+    store = SqliteStorage(path, embedder.dim, embedder.model_id)
+    try:
+        rows = list(Memory(store, embedder).iter_memories())
+    finally:
+        store.close()
+    assert len(rows) == 6
+    assert all((m.q, m.n_updates, m.successes, m.failures, m.q_recent, m.last_reward)
+               == (0, 0, 0, 0, 0, None) for m in rows)
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM memory_feedback").fetchone()[0] == 0

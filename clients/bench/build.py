@@ -197,12 +197,20 @@ def build_bulk_tier(
 
 
 def _reset_ledger(path: Path) -> None:
-    """A cached bulk database starts each run with an empty task ledger."""
+    """A cached bulk database starts each run as built: an empty task ledger, and the
+    memories the last run's reports credited back to Q 0 with no outcome and no evidence
+    (as the PostgreSQL tier's `reset_learning`); only those rows are written."""
     conn = connect(path)
     try:
         with write_transaction(conn):
+            conn.execute("DELETE FROM memory_feedback")
             conn.execute("DELETE FROM task_candidates")
             conn.execute("DELETE FROM tasks")
+            conn.execute(
+                "UPDATE memories SET q = 0, n_updates = 0, last_reward = NULL, successes = 0, "
+                "failures = 0, q_recent = 0 WHERE q != 0 OR n_updates != 0 OR successes != 0 "
+                "OR failures != 0 OR q_recent != 0 OR last_reward IS NOT NULL"
+            )
     finally:
         conn.close()
 
