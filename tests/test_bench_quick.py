@@ -97,8 +97,9 @@ def test_a_reused_bulk_database_starts_with_no_learning(tmp_path: Path) -> None:
     """The SQLite tiers' reset (as the PostgreSQL tier's): no ledger, no feedback, every
     credited memory back to Q 0 with no evidence."""
     from fake_embedder import FakeEmbedder
-    from memrl import Experience, Memory, MemoryConfig, SqliteStorage
     from memrl_clients.bench import build
+
+    from memrl import Experience, Memory, MemoryConfig, SqliteStorage
 
     path = tmp_path / "bulk.db"
     embedder = FakeEmbedder()
