@@ -27,6 +27,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import AddedToken, Tokenizer
 
+from .ort_cache import OptimizedModelCache, load_session
+
 
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.exists():
@@ -122,13 +124,20 @@ class OnnxSentenceEncoder:
     memrl.embeddings.LocalEmbedder runs one call at a time (a lock keeps RSS flat)."""
 
     def __init__(
-        self, model_dir: Path, threads: int | None, config_entries: dict[str, str], batch_size: int
+        self,
+        model_dir: Path,
+        threads: int | None,
+        config_entries: dict[str, str],
+        batch_size: int,
+        cache: OptimizedModelCache | None = None,
     ) -> None:
-        self.session = ort.InferenceSession(
-            str(model_dir / "model.onnx"),
-            sess_options=session_options(threads, config_entries),
-            providers=["CPUExecutionProvider"],
-        )
+        """`cache`: where ONNX Runtime's optimised model is kept (memrl.ort_cache); None
+        optimises the model in memory at every load."""
+        model = model_dir / "model.onnx"
+        if cache is None:
+            self.session = load_session(model, session_options(threads, config_entries))
+        else:
+            self.session = cache.session(model, lambda: session_options(threads, config_entries))
         self.tokenizer = load_tokenizer(model_dir)
         self.batch_size = batch_size
         self._inputs = {node.name for node in self.session.get_inputs()}
