@@ -11,8 +11,9 @@ Where the model comes from, in order:
    MEMRL_ALLOW_DOWNLOAD=1; otherwise the packaged model's error is raised).
 
 The first two run on ONNX Runtime and tokenizers directly (memrl/onnx_embedder.py, the
-same vectors as fastembed); only the third imports fastembed, whose import costs about
-half the model load.
+same vectors as fastembed), their model's optimised form kept in the user cache dir after
+the first load (memrl/ort_cache.py); only the third imports fastembed, whose import costs
+about half the model load.
 
 `Embedder` is the small interface the rest of the core uses, so tests of pure ranking
 logic can pass a deterministic fake; everything else uses the real model. `LazyEmbedder`
