@@ -117,9 +117,11 @@ class OptimizedModelCache:
         try:
             return self._build(model, make_options(), replace=damaged)
         except Exception as e:  # noqa: BLE001 -- e.g. an unwritable cache directory
-            log.warning("cannot cache the optimised model in %s (%s); optimising %s in memory",
-                        self.root, e, model)
-        return load_session(model, make_options())
+            failure = e
+        in_memory = load_session(model, make_options())  # a broken model raises its own error
+        log.warning("cannot cache the optimised model in %s (%s); optimised %s in memory",
+                    self.root, failure, model)
+        return in_memory
 
     def _load(self, options: ort.SessionOptions) -> ort.InferenceSession:
         recorded = json.loads((self.entry / SIDECAR).read_text())

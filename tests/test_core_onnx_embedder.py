@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -278,14 +278,15 @@ def a_file_in_its_place(entry: Path) -> None:
     a_key_of_another_onnxruntime, a_sidecar_cut_short, no_sidecar, a_file_in_its_place,
 ])
 def test_a_damaged_cache_is_replaced(
-    damage: object, loads: dict[str, OnnxSentenceEncoder], cache_dir: Path, tmp_path: Path,
+    damage: Callable[[Path], None], loads: dict[str, OnnxSentenceEncoder], cache_dir: Path,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The load optimises the model as on a first load, the same vectors, and writes the
     entry anew; the next load reads it."""
     entry = copy_of_the_cache(cache_dir, tmp_path)
     pristine = (entry / ort_cache.SIDECAR).read_text()
-    damage(entry)  # type: ignore[operator]
+    damage(entry)
     with caplog.at_level(logging.WARNING, logger="memrl.ort_cache"):
         replaced = load_cached(tmp_path)
     assert f"the optimised model cached in {entry} is unusable" in caplog.text
