@@ -7,7 +7,9 @@ what fastembed's `TextEmbedding("sentence-transformers/all-MiniLM-L6-v2")` compu
 `load_tokenizer` does it, the same session options and inputs, mean pooling of the first
 output over the attention mask, then L2 normalisation, both in float64, cast to float32.
 Every stored vector was made by fastembed, so the two must agree;
-tests/test_core_onnx_embedder.py compares them on the packaged model.
+tests/test_core_onnx_embedder.py compares them on the packaged model. Given a cache
+(memrl/ort_cache.py), the session comes from ONNX Runtime's optimised model saved on disk
+instead of optimising the model at every load; the vectors are the same, tested too.
 
 Why: `import fastembed` runs its package `__init__`, which imports the Hugging Face Hub
 client, requests, httpcore and trio for downloads memrl's packaged model never makes:
