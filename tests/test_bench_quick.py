@@ -124,3 +124,14 @@ def test_a_reused_bulk_database_starts_with_no_learning(tmp_path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT count(*) FROM tasks").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM memory_feedback").fetchone()[0] == 0
+
+
+def test_the_crossover_script_measures_every_path(tmp_path: Path) -> None:
+    """`python -m memrl_clients.bench.crossover` on a small namespace: the code index, the
+    exact scan and numpy are all timed, the scan's cache is counted, nothing is judged."""
+    from memrl_clients.bench import crossover
+
+    row = crossover.measure(2500, 32, 12, 5, tmp_path)
+    assert row["n"] == 2500 and row["recall_code_vs_scan"] > 0.9
+    assert row["scan_bytes_per_row"] >= 32 * 4 and "scan_head_dims" in row
+    assert all(row[key] > 0 for key in ("code_p50_ms", "scan_p50_ms", "numpy_p50_ms"))

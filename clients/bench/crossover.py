@@ -1,6 +1,7 @@
 """Where the exact scan stops beating the code index: search p50 by namespace size.
 
     python -m memrl_clients.bench.crossover --sizes 1000,3000,10000,30000,100000
+    python -m memrl_clients.bench.crossover --data realtext --sizes 3000,10000,20000,30000
 
 For each size, one namespace of clustered unit vectors (no model needed) is written
 through `VectorIndex.add_many` into a fresh database, and the same queries are timed, one
@@ -50,10 +51,33 @@ def clustered(n: int, dim: int, seed: int) -> np.ndarray:
     return _unit(cents[lab] + noise)
 
 
-def measure(n: int, dim: int, queries: int, k: int, workdir: Path) -> dict[str, Any]:
-    data = clustered(n, dim, seed=n)
-    rng = np.random.default_rng(n + 1)
-    qs = _unit(data[rng.integers(0, n, queries)] + rng.standard_normal((queries, dim)) * 0.04)
+def real_sentences(n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """The real-text tier's vectors (clients/bench/realtext_tier.py, its cache): the first
+    `queries` sentences as queries, the next n stored. The scan's first pass
+    (projection.py) engages on these; it does not on `clustered`'s isotropic noise."""
+    from memrl import load_embedder
+
+    from . import realtext, realtext_tier
+
+    cache = realtext_tier.default_cache_dir()
+    corpus = realtext.load_corpus("full", cache)
+    if n + queries > len(corpus):
+        raise SystemExit(f"the real-text corpus has {len(corpus)} sentences: at most "
+                         f"{len(corpus) - queries} rows with {queries} queries")
+    vecs = realtext_tier.embed_prefix(load_embedder(query_cache=0), corpus, queries + n, cache).vectors
+    return np.ascontiguousarray(vecs[queries:], np.float32), np.ascontiguousarray(vecs[:queries], np.float32)
+
+
+def measure(
+    n: int, dim: int, queries: int, k: int, workdir: Path, data_kind: str = "clustered"
+) -> dict[str, Any]:
+    if data_kind == "realtext":
+        data, qs = real_sentences(n, queries)
+        dim = data.shape[1]
+    else:
+        data = clustered(n, dim, seed=n)
+        rng = np.random.default_rng(n + 1)
+        qs = _unit(data[rng.integers(0, n, queries)] + rng.standard_normal((queries, dim)) * 0.04)
     path = workdir / f"crossover-{n}.db"
     conn = connect(path)
     coded = VectorIndex(dim, exact_max_rows=0)
@@ -94,9 +118,10 @@ def measure(n: int, dim: int, queries: int, k: int, workdir: Path) -> dict[str, 
             c_scan.append(u2 - u1)
             c_np.append(u3 - u2)
             hits += len({m for m, _ in got_code} & {m for m, _ in got_scan})
-        entry_bytes = sum(
-            a.nbytes for a in vars(scan.floats._entries[next(iter(scan.floats._entries))]._rows).values()
-        )
+        rows = scan.floats._entries[next(iter(scan.floats._entries))]._rows
+        # the arrays of every row (vectors, ids, norms, and a projection's heads and rests)
+        entry_bytes = sum(a.nbytes for a in vars(rows).values() if isinstance(a, np.ndarray))
+        head_d = rows.projection.d if rows.projection is not None else 0
     finally:
         conn.close()
         for suffix in ("", "-wal", "-shm"):
@@ -118,6 +143,7 @@ def measure(n: int, dim: int, queries: int, k: int, workdir: Path) -> dict[str, 
         "first_scan_ms": round(first_scan * 1e3, 1),
         "recall_code_vs_scan": round(hits / (k * queries), 4),
         "scan_bytes_per_row": round(entry_bytes / n, 1),
+        "scan_head_dims": head_d,
     }
 
 
@@ -127,18 +153,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("-k", type=int, default=5)
+    p.add_argument("--data", choices=("clustered", "realtext"), default="clustered",
+                   help="clustered unit vectors (no model), or real sentences' vectors from "
+                        "the real-text tier's cache (embedded once if missing)")
     args = p.parse_args(argv)
     print("| rows | code index p50 ms | exact scan p50 ms | numpy p50 ms | index / scan | "
           "CPU mean ms: index / scan / numpy | loading: codes / vectors ms | "
-          "recall@k index vs scan | scan B/row |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "recall@k index vs scan | scan B/row | scan's first pass: d |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="memrl-crossover-") as tmp:
         for n in (int(float(x)) for x in args.sizes.split(",")):
-            r = measure(n, args.dim, args.queries, args.k, Path(tmp))
+            r = measure(n, args.dim, args.queries, args.k, Path(tmp), args.data)
             print(f"| {n:,} | {r['code_p50_ms']} | {r['scan_p50_ms']} | {r['numpy_p50_ms']} | "
                   f"{r['code_over_scan']} | {r['code_cpu_ms']} / {r['scan_cpu_ms']} / "
                   f"{r['numpy_cpu_ms']} | {r['first_code_ms']} / {r['first_scan_ms']} | "
-                  f"{r['recall_code_vs_scan']} | {r['scan_bytes_per_row']} |", flush=True)
+                  f"{r['recall_code_vs_scan']} | {r['scan_bytes_per_row']} | "
+                  f"{r['scan_head_dims'] or 'none'} |", flush=True)
     return 0
 
 
