@@ -294,20 +294,18 @@ def _run_demo(settings: ServerSettings, path: Path, where: str) -> None:
 
 
 def serve(args: argparse.Namespace, settings: ServerSettings) -> None:
+    if not args.http:
+        serve_stdio(settings)
+        return
     import anyio
 
     from .app import build_server
+    from .http import check_bind
     from .runtime import MemoryRuntime
 
-    if args.http:
-        from .http import check_bind
-
-        check_bind(settings)
+    check_bind(settings)
     runtime = MemoryRuntime(settings)  # one memory for the MCP server and the page at /ui
     server = build_server(settings, runtime=runtime)
-    if not args.http:
-        server.run("stdio")
-        return
     ui = None
     if settings.token_file is None or settings.token:
         from .ui import build_ui  # the page at /ui (not imported for stdio)
@@ -318,6 +316,27 @@ def serve(args: argparse.Namespace, settings: ServerSettings) -> None:
     from .http import serve_http
 
     anyio.run(serve_http, server, settings, ui)
+
+
+def serve_stdio(settings: ServerSettings) -> None:
+    """The stdio server. On POSIX the front (stdio_front.py) starts before the SDK is
+    imported and answers the handshake from its cache; the model starts loading at the same
+    moment, since no handshake waits for the SDK's import then."""
+    from .runtime import MemoryRuntime
+    from .stdio_front import start
+
+    front = start(settings)
+    runtime = MemoryRuntime(settings)
+    if front is not None:
+        runtime.acquire()
+    try:
+        from .app import build_server
+
+        build_server(settings, runtime=runtime).run("stdio")
+    finally:
+        if front is not None:
+            front.close()
+            runtime.release()
 
 
 def ui(args: argparse.Namespace, settings: ServerSettings) -> None:
