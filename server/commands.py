@@ -320,23 +320,20 @@ def serve(args: argparse.Namespace, settings: ServerSettings) -> None:
 
 def serve_stdio(settings: ServerSettings) -> None:
     """The stdio server. On POSIX the front (stdio_front.py) starts before the SDK is
-    imported and answers the handshake from its cache; the model starts loading at the same
-    moment, since no handshake waits for the SDK's import then."""
-    from .runtime import MemoryRuntime
+    imported and answers the handshake from its cache. (Starting the model's load here too,
+    beside the SDK's import, measured no faster first recall: both are Python imports that
+    share one interpreter lock; docs/PERFORMANCE.md.)"""
     from .stdio_front import start
 
     front = start(settings)
-    runtime = MemoryRuntime(settings)
-    if front is not None:
-        runtime.acquire()
     try:
         from .app import build_server
+        from .runtime import MemoryRuntime
 
-        build_server(settings, runtime=runtime).run("stdio")
+        build_server(settings, runtime=MemoryRuntime(settings)).run("stdio")
     finally:
         if front is not None:
             front.close()
-            runtime.release()
 
 
 def ui(args: argparse.Namespace, settings: ServerSettings) -> None:

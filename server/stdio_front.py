@@ -199,7 +199,9 @@ class StdioFront:
         self._folder = folder
         self._out_lock = threading.Lock()  # every write to the real stdout
         self._state = threading.Lock()
-        self._answered: set[str] = set()  # ids answered here whose SDK answer is dropped
+        # ids answered here whose SDK answer is dropped -> the part of the cache entry sent
+        self._answered: dict[str, str] = {}
+        self._hit: tuple[Path, dict[str, Any]] | None = None  # the cache entry answering
         self._capture: dict[str, str] = {}  # id -> "opening" | "tools_list" (cache miss)
         self._captured: dict[str, Any] = {}
         self._opening_params: str | None = None  # of a cache miss
@@ -229,27 +231,33 @@ class StdioFront:
         entry: dict[str, Any] | None = None
         handshake = True  # until the opening request and a tools/list went by
         seen_opening = False
-        with os.fdopen(self._real_in, "rb", closefd=True) as real_in:
-            while True:
-                try:
-                    line = real_in.readline()
-                except (OSError, ValueError):
-                    line = b""
-                if not line:
-                    break
-                if handshake and any(marker in line for marker in _MARKERS):
-                    message = _request(line)
-                    if message is not None and message["method"] in OPENING:
-                        if not seen_opening:
-                            seen_opening = True
-                            entry = self._on_opening(message)
-                    elif message is not None and message["method"] == "tools/list":
-                        if seen_opening:
+        try:
+            with os.fdopen(self._real_in, "rb", closefd=True) as real_in:
+                while True:
+                    try:
+                        line = real_in.readline()
+                    except (OSError, ValueError):
+                        line = b""
+                    if not line:
+                        break
+                    if handshake and any(marker in line for marker in _MARKERS):
+                        try:
+                            message = _request(line)
+                            if message is not None and message["method"] in OPENING:
+                                if not seen_opening:
+                                    seen_opening = True
+                                    entry = self._on_opening(message)
+                            elif message is not None and message["method"] == "tools/list":
+                                if seen_opening:
+                                    handshake = False
+                                    self._on_tools_list(message, entry)
+                        except Exception:  # noqa: BLE001 -- the SDK answers what the front cannot
+                            log.exception("stdio front: forwarding only from here on")
                             handshake = False
-                            self._on_tools_list(message, entry)
-                if not self._forward(line):
-                    break
-        self._close_sdk_in()
+                    if not self._forward(line):
+                        break
+        finally:  # whatever happened, the SDK sees the end of its input
+            self._close_sdk_in()
 
     def _on_opening(self, message: dict[str, Any]) -> dict[str, Any] | None:
         params = canonical([message["method"], message.get("params")])
@@ -260,7 +268,8 @@ class StdioFront:
                 self._capture[_id_key(message["id"])] = "opening"
             return None
         with self._state:
-            self._answered.add(_id_key(message["id"]))
+            self._hit = (_entry_path(self._folder, self._key, params), entry)
+            self._answered[_id_key(message["id"])] = "opening"
         self._to_client(_answer(message["id"], entry["opening"]))
         return entry
 
@@ -277,7 +286,7 @@ class StdioFront:
         if entry.get("tools_list_params") != canonical(params):
             return
         with self._state:
-            self._answered.add(_id_key(message["id"]))
+            self._answered[_id_key(message["id"])] = "tools_list"
         self._to_client(_answer(message["id"], entry["tools_list"]))
 
     def _forward(self, line: bytes) -> bool:
@@ -305,7 +314,12 @@ class StdioFront:
                 line = sdk_out.readline()
                 if not line or line.rstrip(b"\r\n") == self._sentinel:
                     break
-                if line.strip() and self._wanted(line):
+                try:
+                    wanted = self._wanted(line)
+                except Exception:  # noqa: BLE001 -- a line the front cannot judge goes out
+                    log.exception("stdio front: passing the SDK's line on")
+                    wanted = True
+                if line.strip() and wanted:
                     self._to_client(line)
 
     def _wanted(self, line: bytes) -> bool:
@@ -319,7 +333,7 @@ class StdioFront:
         key = _id_key(message.get("id"))
         with self._state:
             if key in self._answered:
-                self._answered.discard(key)
+                self._check(self._answered.pop(key), message)
                 return False
             what = self._capture.pop(key, None)
             if what is None or "result" not in message:
@@ -338,6 +352,25 @@ class StdioFront:
         if complete and self._opening_params is not None:
             _write_entry(_entry_path(self._folder, self._key, self._opening_params), entry)
         return True
+
+    def _check(self, part: str, message: dict[str, Any]) -> None:
+        """The SDK's own answer to a request answered from the cache entry: should they
+        differ (something the key misses changed), the entry is corrected for the next start."""
+        if self._hit is None:
+            return
+        path, entry = self._hit
+        if message.get("result") == entry[part]:
+            return
+        log.warning("stdio front: the cached answer to %s was stale; corrected for next time", part)
+        if "result" in message:
+            entry[part] = message["result"]
+            _write_entry(path, entry)
+        else:  # the SDK refused what the cache answered: never answer from it again
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            self._hit = None
 
     def _to_client(self, data: bytes) -> None:
         with self._out_lock:

@@ -11,7 +11,9 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +62,12 @@ def env(cache: Path, front: bool = True) -> dict[str, str]:
 
 def session(
     db: Path, cache: Path, lines: list[Any], *extra: str, front: bool = True,
-    expect: int | None = None,
+    expect: int | None = None, until: Callable[[], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Send every line (JSON values, or raw bytes), wait for `expect` answers (default: one
     per request), close stdin, and return every answer line the server wrote until it
-    exited (at EOF the SDK drops requests still in flight, so the test waits first)."""
+    exited (at EOF the SDK drops requests still in flight, so the test waits first; and,
+    if given, until `until()` holds)."""
     if expect is None:
         expect = sum(1 for line in lines if isinstance(line, dict) and "id" in line)
     proc = subprocess.Popen(
@@ -86,6 +89,9 @@ def session(
             proc.stdin.write(raw + b"\n")
         proc.stdin.flush()
         got = [answers.get(timeout=60) for _ in range(expect)]
+        deadline = time.monotonic() + 30
+        while until is not None and not until() and time.monotonic() < deadline:
+            time.sleep(0.05)
         proc.stdin.close()
         assert proc.wait(30) == 0
         reader.join(10)
@@ -131,27 +137,30 @@ def test_warm_answers_come_from_the_cache_and_the_sdk_answers_are_dropped(tmp_pa
     db, cache = tmp_path / "m.db", tmp_path / "cache"
     session(db, cache, HANDSHAKE)
     (path,) = cached(cache)
+    good = json.loads(path.read_text())
     entry = json.loads(path.read_text())
     entry["opening"]["instructions"] = "from the cache"
     entry["tools_list"]["tools"] = entry["tools_list"]["tools"][:1]
     path.write_text(json.dumps(entry))
-    answers = by_id(session(db, cache, HANDSHAKE))
+    answers = by_id(session(db, cache, HANDSHAKE, until=lambda: json.loads(path.read_text()) == good))
     assert answers[1]["result"]["instructions"] == "from the cache"
     assert len(answers[2]["result"]["tools"]) == 1
+    # the SDK's own answers differed: the entry is corrected for the next start
+    assert json.loads(path.read_text()) == good
+    assert by_id(session(db, cache, HANDSHAKE))[1]["result"] == good["opening"]
 
 
 def test_a_full_session_after_a_warm_handshake(tmp_path: Path):
     db, cache = tmp_path / "m.db", tmp_path / "cache"
     session(db, cache, HANDSHAKE)
-    lines = [
-        *HANDSHAKE,
-        call(3, "store_experience", intent="fix the flaky queue test", experience="await join()"),
-        call(4, "recall_experience", task="fix the flaky queue test"),
-        {"jsonrpc": "2.0", "id": 5, "method": "ping"},
-    ]
-    answers = by_id(session(db, cache, lines))
-    assert answers.keys() == {1, 2, 3, 4, 5}
+    # one call a process: the SDK runs a client's requests concurrently
+    store = call(3, "store_experience", intent="fix the flaky queue test", experience="await join()")
+    answers = by_id(session(db, cache, [*HANDSHAKE, store]))
+    assert answers.keys() == {1, 2, 3}
     stored = answers[3]["result"]["structuredContent"]
+    recall = call(4, "recall_experience", task="fix the flaky queue test")
+    answers = by_id(session(db, cache, [*HANDSHAKE, recall, {"jsonrpc": "2.0", "id": 5, "method": "ping"}]))
+    assert answers.keys() == {1, 2, 4, 5}
     recalled = answers[4]["result"]["structuredContent"]
     assert [m["id"] for m in recalled["memories"]] == [stored["id"]]
     report = call(6, "report_outcome", task_id=recalled["task_id"], success=True)
@@ -261,7 +270,9 @@ def test_the_2026_protocol_discover_and_tools_list_from_the_cache(tmp_path: Path
     entry = json.loads(path.read_text())
     entry["tools_list"]["tools"] = []
     path.write_text(json.dumps(entry))
-    assert by_id(session(db, cache, lines))[2]["result"]["tools"] == []  # served from it
+    corrected = lambda: json.loads(path.read_text())["tools_list"] == sdk[2]["result"]  # noqa: E731
+    assert by_id(session(db, cache, lines, until=corrected))[2]["result"]["tools"] == []
+    assert json.loads(path.read_text())["tools_list"] == sdk[2]["result"]  # then corrected
     other = dict(ENVELOPE["_meta"], **{"io.modelcontextprotocol/clientInfo": {"name": "b", "version": "1"}})
     by_id(session(db, cache, [{**DISCOVER, "params": {"_meta": other}}, tools_list(2, {"_meta": other})]))
     assert len(cached(cache)) == 2  # other params: a miss
