@@ -209,7 +209,7 @@ class StdioFront:
         self._out_broken = False
         self._forward_lock = threading.Lock()
         self._sentinel = f"memrl-front-end-{secrets.token_hex(16)}".encode()
-        # the real stdin/stdout, kept off the standard range
+        # duplicates of the real stdin/stdout: the front's own
         self._real_in = os.dup(0)
         self._real_out = os.dup(1)
         sdk_in_r, self._sdk_in_w = os.pipe()
