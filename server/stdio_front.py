@@ -54,6 +54,7 @@ FORMAT = 1  # of the cache file
 # protocol's server/discover (the SDK's own client sends that, then requests that each
 # carry the protocol version and client info in their params' _meta)
 OPENING = ("initialize", "server/discover")
+MAX_ENTRIES = 64  # cache files kept
 _MARKERS = tuple(f'"{method}"'.encode() for method in (*OPENING, "tools/list"))
 _DISTRIBUTIONS = ("memrl", "mcp", "mcp-types", "pydantic", "pydantic-core")
 
@@ -86,15 +87,13 @@ def settings_key(settings: ServerSettings) -> str:
         "format": FORMAT,
         "versions": {name: _version(name) for name in _DISTRIBUTIONS},
         "python": sys.version,
-        # the settings that can matter to a stdio server's handshake (the tools' schemas
-        # are code, but the default namespace and the memory's configuration are the
-        # server's, so a different one misses rather than risk a stale answer)
+        # the settings build_server reads for the server it builds (the tools' schemas and
+        # instructions are code today, but a default namespace or a memory configuration
+        # that shapes them later must not meet a stale answer); the database and the model
+        # only serve tool calls
         "settings": {
             "namespace": settings.namespace,
             "memory": repr(asdict(settings.memory)),
-            "db": str(settings.db_path),
-            "model_dir": str(settings.model_dir),
-            "allow_download": settings.allow_download,
         },
     }
     digest.update(json.dumps(parts, sort_keys=True).encode())
@@ -136,11 +135,28 @@ def _write_entry(path: Path, entry: dict[str, Any]) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         tmp.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)
+        _prune(path.parent)
     except OSError as e:  # only a slower next start
         log.debug("could not write the handshake cache %s: %s", path, e)
         try:
             tmp.unlink()
         except (OSError, UnboundLocalError):
+            pass
+
+
+def _prune(folder: Path) -> None:
+    """Keep the MAX_ENTRIES newest entries (each namespace, client and code version makes
+    its own; the rest would only pile up)."""
+    entries = []
+    for path in folder.glob("*.json"):
+        try:
+            entries.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    for _, path in sorted(entries, reverse=True)[MAX_ENTRIES:]:
+        try:
+            path.unlink()
+        except OSError:
             pass
 
 

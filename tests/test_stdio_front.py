@@ -7,6 +7,7 @@ misses the cache, and the server still ends at stdin's EOF."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -276,3 +277,15 @@ def test_the_2026_protocol_discover_and_tools_list_from_the_cache(tmp_path: Path
     other = dict(ENVELOPE["_meta"], **{"io.modelcontextprotocol/clientInfo": {"name": "b", "version": "1"}})
     by_id(session(db, cache, [{**DISCOVER, "params": {"_meta": other}}, tools_list(2, {"_meta": other})]))
     assert len(cached(cache)) == 2  # other params: a miss
+
+
+def test_the_cache_keeps_its_newest_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import memrl_server.stdio_front as front
+
+    monkeypatch.setattr(front, "MAX_ENTRIES", 3)
+    folder = tmp_path / "handshake"
+    for i in range(5):
+        front._write_entry(folder / f"{i}.json", {"i": i})
+        os.utime(folder / f"{i}.json", (1000 + i, 1000 + i))
+    front._write_entry(folder / "5.json", {"i": 5})
+    assert sorted(p.name for p in folder.iterdir()) == ["3.json", "4.json", "5.json"]
