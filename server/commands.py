@@ -294,20 +294,18 @@ def _run_demo(settings: ServerSettings, path: Path, where: str) -> None:
 
 
 def serve(args: argparse.Namespace, settings: ServerSettings) -> None:
+    if not args.http:
+        serve_stdio(settings)
+        return
     import anyio
 
     from .app import build_server
+    from .http import check_bind
     from .runtime import MemoryRuntime
 
-    if args.http:
-        from .http import check_bind
-
-        check_bind(settings)
+    check_bind(settings)
     runtime = MemoryRuntime(settings)  # one memory for the MCP server and the page at /ui
     server = build_server(settings, runtime=runtime)
-    if not args.http:
-        server.run("stdio")
-        return
     ui = None
     if settings.token_file is None or settings.token:
         from .ui import build_ui  # the page at /ui (not imported for stdio)
@@ -318,6 +316,24 @@ def serve(args: argparse.Namespace, settings: ServerSettings) -> None:
     from .http import serve_http
 
     anyio.run(serve_http, server, settings, ui)
+
+
+def serve_stdio(settings: ServerSettings) -> None:
+    """The stdio server. On POSIX the front (stdio_front.py) starts before the SDK is
+    imported and answers the handshake from its cache. (Starting the model's load here too,
+    beside the SDK's import, measured no faster first recall: both are Python imports that
+    share one interpreter lock; docs/PERFORMANCE.md.)"""
+    from .stdio_front import start
+
+    front = start(settings)
+    try:
+        from .app import build_server
+        from .runtime import MemoryRuntime
+
+        build_server(settings, runtime=MemoryRuntime(settings)).run("stdio")
+    finally:
+        if front is not None:
+            front.close()
 
 
 def ui(args: argparse.Namespace, settings: ServerSettings) -> None:

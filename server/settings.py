@@ -14,6 +14,7 @@ This is the only place that reads the environment; the core (memrl/) reads none.
 | MEMRL_QUERY_BATCHING=0 | --no-query-batching | one model call per concurrent query (serve) |
 | MEMRL_EMBED_THREADS | --embed-threads | ONNX Runtime intra-op threads (serve) |
 | MEMRL_EMBED_SPINNING | --embed-spinning | on/off: idle ONNX threads spin (serve) |
+| MEMRL_STDIO_FRONT=0 | | the SDK answers the stdio handshake itself, never a cache (serve) |
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ServerSettings:
     batch_queries: bool = True  # concurrent recalls share model calls (memrl.batching)
     embed_threads: int | None = None  # None: memrl.embeddings.DEFAULT_THREADS
     embed_spinning: bool | None = None  # None: memrl.embeddings.DEFAULT_SPINNING
+    stdio_front: bool = True  # answer the stdio handshake from its cache (stdio_front.py)
 
     @property
     def loopback(self) -> bool:
@@ -141,4 +143,6 @@ def settings_from(
         batch_queries=batch,
         embed_threads=threads,
         embed_spinning=spinning,
+        stdio_front=environ.get("MEMRL_STDIO_FRONT", "1").strip().lower()
+        not in ("0", "off", "false", "no"),
     )
