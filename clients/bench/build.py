@@ -196,6 +196,18 @@ def build_bulk_tier(
     stamp.write_text(json.dumps({**want, "build_seconds": tier.build_seconds}))
 
 
+# Every memory back to how the bench loaded it: Q 0, no outcome, no evidence (the credited
+# successes and failures, and change detection's fast EMA at Q). Both backends' tiers.
+RESET_LEARNING = (
+    "UPDATE memories SET q = 0, n_updates = 0, last_reward = NULL, successes = 0, "
+    "failures = 0, q_recent = 0"
+)
+LEARNED = (
+    "q != 0 OR n_updates != 0 OR successes != 0 OR failures != 0 OR q_recent != 0 "
+    "OR last_reward IS NOT NULL"
+)
+
+
 def _reset_ledger(path: Path) -> None:
     """A cached bulk database starts each run as built: an empty task ledger, and the
     memories the last run's reports credited back to Q 0 with no outcome and no evidence
@@ -206,11 +218,7 @@ def _reset_ledger(path: Path) -> None:
             conn.execute("DELETE FROM memory_feedback")
             conn.execute("DELETE FROM task_candidates")
             conn.execute("DELETE FROM tasks")
-            conn.execute(
-                "UPDATE memories SET q = 0, n_updates = 0, last_reward = NULL, successes = 0, "
-                "failures = 0, q_recent = 0 WHERE q != 0 OR n_updates != 0 OR successes != 0 "
-                "OR failures != 0 OR q_recent != 0 OR last_reward IS NOT NULL"
-            )
+            conn.execute(f"{RESET_LEARNING} WHERE {LEARNED}")
     finally:
         conn.close()
 

@@ -64,8 +64,8 @@ def real_sentences(n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
     if n + queries > len(corpus):
         raise SystemExit(f"the real-text corpus has {len(corpus)} sentences: at most "
                          f"{len(corpus) - queries} rows with {queries} queries")
-    vecs = realtext_tier.embed_prefix(load_embedder(query_cache=0), corpus, queries + n, cache).vectors
-    return np.ascontiguousarray(vecs[queries:], np.float32), np.ascontiguousarray(vecs[:queries], np.float32)
+    qs, stored, _ = realtext_tier.queries_and_stored(load_embedder(query_cache=0), corpus, n, queries, cache)
+    return np.ascontiguousarray(stored, np.float32), np.ascontiguousarray(qs, np.float32)
 
 
 def measure(

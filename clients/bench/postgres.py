@@ -368,10 +368,7 @@ def reset_learning(conn: Any) -> None:
     with no outcome and no evidence (the credited successes and failures, and the fast EMA
     of change detection at Q), so the run's learning starts where the last one's did."""
     conn.execute("TRUNCATE memory_feedback, task_candidates, tasks")
-    conn.execute(
-        "UPDATE memories SET q = 0, n_updates = 0, last_reward = NULL, successes = 0, "
-        "failures = 0, q_recent = 0"
-    )
+    conn.execute(build.RESET_LEARNING)
 
 
 def measure_tier(tier: PgTier, embedder: Any, config: MemoryConfig, qtexts: list[str],

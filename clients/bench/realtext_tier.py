@@ -132,6 +132,16 @@ def embed_prefix(
     return emb
 
 
+def queries_and_stored(
+    embedder: Any, corpus: realtext.Corpus, n: int, n_queries: int, cache: Path,
+    say: Callable[[str], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, embed_cache.Embedded]:
+    """The tier's split of the corpus: its first `n_queries` sentences' vectors as queries
+    (never stored), the next `n` stored; and the embedding's record."""
+    emb = embed_prefix(embedder, corpus, n_queries + n, cache, say)
+    return emb.vectors[:n_queries], emb.vectors[n_queries:], emb
+
+
 def run(
     embedder: Any, n: int, n_queries: int, scope: str, workdir: Path, cache: Path,
     budget_s: float, say: Callable[[str], None],
@@ -147,8 +157,7 @@ def run(
             f"{n_queries} queries; lower --queries or choose --realtext-scope full"
         )
     say(f"[realtext] {len(corpus)} distinct sentences ({scope}); embedding {n_queries} + {n} ...")
-    emb = embed_prefix(embedder, corpus, n_queries + n, cache, say)
-    qvecs, vecs = emb.vectors[:n_queries], emb.vectors[n_queries:]
+    qvecs, vecs, emb = queries_and_stored(embedder, corpus, n, n_queries, cache, say)
     path = workdir / f"realtext-{n}.db"
     t0 = time.perf_counter()
     index = build_index_db(path, vecs)
