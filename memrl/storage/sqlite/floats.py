@@ -231,12 +231,14 @@ class FloatCache(KeyedCache[FloatEntry]):
 
     def put(self, key: Key, dim: int, deletes: int, rows: FloatRows) -> FloatRows | None:
         """Cache `rows` as the namespace's entry if they fit in the budget; their view."""
+        # built before taking the lock: an entry of PROJECT_MIN_ROWS rows or more fits its
+        # projection (tens of ms), which must not hold up other namespaces' lookups
+        fresh = FloatEntry(dim, deletes, rows)
         with self.lock:
             self._entries.pop(key, None)
             used = sum(e.capacity for e in self._entries.values())
             if used + rows.n > self.max_rows:
                 return None
-            fresh = FloatEntry(dim, deletes, rows)
             self._entries[key] = fresh
             return fresh.view()
 
