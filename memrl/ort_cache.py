@@ -44,7 +44,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from .embeddings import sha256_file
+from .file_digests import remembered_sha256, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class OptimizedModelCache:
         if recorded.get("key") != self.key:
             raise ValueError(f"its key {recorded.get('key')} is not {self.key}")
         for name, expected in _checked_files(recorded).items():
-            actual = _describe(self.entry / name)
+            actual = _describe(self.entry / name, record_dir=self.root.parent)
             if actual != expected:
                 raise ValueError(f"{name} has size and sha256 {actual}, expected {expected}")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -168,8 +168,11 @@ class OptimizedModelCache:
             _discard(old)
 
 
-def _describe(path: Path) -> dict[str, Any]:
-    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
+def _describe(path: Path, record_dir: Path | None = None) -> dict[str, Any]:
+    """Size and sha256; with `record_dir`, the sha256 comes from the record of file digests
+    there while the file is unchanged (memrl.file_digests)."""
+    digest = sha256_file(path) if record_dir is None else remembered_sha256(path, record_dir)
+    return {"size": path.stat().st_size, "sha256": digest}
 
 
 def _checked_files(recorded: dict[str, Any]) -> dict[str, Any]:

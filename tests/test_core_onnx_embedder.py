@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from memrl import Embedder, embeddings, load_embedder, ort_cache
+from memrl import Embedder, embeddings, file_digests, load_embedder, ort_cache
 from memrl.onnx_embedder import OnnxSentenceEncoder
 
 LONG = " ".join(f"step {i}: rerun the flaky integration test with verbose logging" for i in range(40))
@@ -298,6 +298,24 @@ def test_a_damaged_cache_is_replaced(
         reread = load_cached(tmp_path)
     assert level(reread) == LEVELS[READING] and same_vectors(reread, loads)
     assert not caplog.records
+
+
+def test_a_damaged_entry_is_found_after_its_digest_was_recorded(
+    loads: dict[str, OnnxSentenceEncoder], cache_dir: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A load that found the entry whole records its files' digests (memrl.file_digests);
+    a bit flipped later changes the file's ctime, so the next load hashes it again."""
+    monkeypatch.setattr(file_digests, "RACY_SECONDS", -1.0)
+    entry = copy_of_the_cache(cache_dir, tmp_path)
+    assert level(load_cached(tmp_path)) == LEVELS[READING]
+    record = json.loads((embeddings.models_cache(tmp_path) / file_digests.RECORD).read_text())
+    assert str(entry / ort_cache.WEIGHTS) in record
+    flip_a_bit_of_the_weights(entry)
+    with caplog.at_level(logging.WARNING, logger="memrl.ort_cache"):
+        replaced = load_cached(tmp_path)
+    assert f"the optimised model cached in {entry} is unusable" in caplog.text
+    assert level(replaced) == LEVELS[WRITING] and same_vectors(replaced, loads)
 
 
 def test_an_unwritable_cache_still_loads(
