@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import platformdirs
 
+from . import paths
 from .errors import ModelUnavailableError
 from .file_digests import remembered_sha256
 
@@ -307,7 +307,7 @@ def _verified(path: Path, expected: str, what: str, cache_dir: Path | None) -> P
 def models_cache(cache_dir: Path | None = None) -> Path:
     """Where models are assembled and optimised: `cache_dir` (the user cache dir if None,
     e.g. ~/.cache/memrl) / models."""
-    return (cache_dir or Path(platformdirs.user_cache_dir("memrl"))) / "models"
+    return (cache_dir or paths.cache_dir()) / "models"
 
 
 def optimized_model_cache(model_sha256: str, cache_dir: Path | None = None) -> OptimizedModelCache:

@@ -15,6 +15,12 @@ import platformdirs
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
+def cache_dir() -> Path:
+    """The user's cache folder for memrl (e.g. ~/.cache/memrl): nothing in it is needed,
+    everything in it can be rebuilt."""
+    return Path(platformdirs.user_cache_dir("memrl"))
+
+
 def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("memrl")) / "memrl.db"
 

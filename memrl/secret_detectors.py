@@ -13,16 +13,34 @@ memories (prose and snippets, not files):
 The keyword detector's hits pass the same name and value checks as the project's own
 assignment rule (memrl/secret_rules.py), so `pwd = os.getcwd()` or `secret: rotated`
 stay as written.
+
+The detectors' patterns are read from the library once and kept as plain data in the user
+cache, keyed by detect-secrets' version and its plugin files; a later process compiles
+them from there without importing detect-secrets (`_patterns`).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import os
 import re
-from collections.abc import Iterator
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+from .paths import cache_dir
 from .secret_rules import names_a_secret, value_span
+
+log = logging.getLogger(__name__)
+
+PATTERNS_FORMAT = 1  # of the patterns file; a change rewrites it
 
 _DETECTORS = (
     "aws.AWSKeyDetector",
@@ -47,34 +65,119 @@ _DETECTORS = (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def _regexes() -> tuple[tuple[re.Pattern[str], Any], ...]:
-    """(pattern, detector) for every regex of the chosen detectors; imported on first use
-    (detect-secrets takes ~0.1 s to import, and commands that store nothing never need it)."""
-    import importlib
+Validator = Callable[[str], bool]
 
-    found: list[tuple[re.Pattern[str], Any]] = []
-    for dotted in _DETECTORS:
-        module_name, class_name = dotted.rsplit(".", 1)
-        module = importlib.import_module(f"detect_secrets.plugins.{module_name}")
-        detector = getattr(module, class_name)()
-        found.extend((pattern, detector) for pattern in detector.denylist)
-    return tuple(found)
+
+@functools.lru_cache(maxsize=None)
+def _detector(dotted: str) -> Any:
+    module_name, class_name = dotted.rsplit(".", 1)
+    module = importlib.import_module(f"detect_secrets.plugins.{module_name}")
+    return getattr(module, class_name)()
+
+
+def _validator(dotted: str) -> Validator:
+    """The detector's `is_formally_valid`, imported on first use (only JWTs have one)."""
+    return lambda found: bool(_detector(dotted).is_formally_valid(found))
+
+
+def _patterns_from_the_library() -> dict[str, Any]:
+    """Every pattern of the chosen detectors, as plain data (detect-secrets imported)."""
+    from detect_secrets.plugins import keyword
+    from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
+
+    regexes = [
+        {"detector": dotted, "pattern": pattern.pattern, "flags": pattern.flags,
+         "validates": hasattr(_detector(dotted), "is_formally_valid")}
+        for dotted in _DETECTORS
+        for pattern in _detector(dotted).denylist
+    ]
+    groups: dict[re.Pattern[str], int | None] = {
+        **keyword.CONFIG_DENYLIST_REGEX_TO_GROUP,
+        **keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+    }
+    groups.update((p, None) for p in IbmCloudIamDetector.denylist)
+    keywords = [{"pattern": p.pattern, "flags": p.flags, "group": g} for p, g in groups.items()]
+    return {"regexes": regexes, "keywords": keywords}
+
+
+def _library_key() -> dict[str, Any] | None:
+    """What the patterns depend on: detect-secrets' version and the size and mtime of each
+    of its plugin files (found without importing the package, whose import is the cost)."""
+    spec = importlib.util.find_spec("detect_secrets")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    plugins = Path(next(iter(spec.submodule_search_locations))) / "plugins"
+    files = {
+        path.name: [stat.st_size, stat.st_mtime_ns]
+        for path in sorted(plugins.glob("*.py"))
+        for stat in [path.stat()]
+    }
+    return {
+        "format": PATTERNS_FORMAT,
+        "detect_secrets": importlib.metadata.version("detect-secrets"),
+        "python": list(sys.version_info[:2]),
+        "detectors": list(_DETECTORS),
+        "files": files,
+    }
+
+
+def patterns_file() -> Path:
+    return cache_dir() / "secret-patterns.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _patterns() -> dict[str, Any]:
+    """The patterns, from the file in the user cache while detect-secrets is unchanged
+    (importing detect-secrets costs ~0.14 s, mostly `requests`, which its plugins import
+    for verifying keys online, which memrl never does; compiling the patterns ~6 ms).
+    The file is written on first use; any failure reads the library instead."""
+    try:
+        key = _library_key()
+    except (OSError, ValueError, importlib.metadata.PackageNotFoundError):
+        key = None
+    path = patterns_file()
+    if key is not None:
+        try:
+            kept = json.loads(path.read_text())
+            if kept.get("key") == key:
+                return dict(kept["patterns"])
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass
+    patterns = _patterns_from_the_library()
+    if key is not None:
+        try:
+            _write_atomically(path, json.dumps({"key": key, "patterns": patterns}))
+        except OSError as e:  # a read-only cache: read the library next time too
+            log.debug("cannot keep detect-secrets' patterns in %s: %s", path, e)
+    return patterns
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@functools.lru_cache(maxsize=1)
+def _regexes() -> tuple[tuple[re.Pattern[str], Validator | None], ...]:
+    """(pattern, validator or None) for every regex of the chosen detectors."""
+    return tuple(
+        (re.compile(r["pattern"], r["flags"]), _validator(r["detector"]) if r["validates"] else None)
+        for r in _patterns()["regexes"]
+    )
 
 
 @functools.lru_cache(maxsize=1)
 def _keyword_regexes() -> tuple[tuple[re.Pattern[str], int | None], ...]:
     """The keyword detector's regexes with the group holding the value, plus IBM Cloud IAM's
     (None: every group), whose optional prefix leaves only a `key|pass|token` name to anchor."""
-    from detect_secrets.plugins import keyword
-    from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
-
-    groups: dict[re.Pattern[str], int | None] = {
-        **keyword.CONFIG_DENYLIST_REGEX_TO_GROUP,
-        **keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
-    }
-    groups.update((p, None) for p in IbmCloudIamDetector.denylist)
-    return tuple(groups.items())
+    return tuple((re.compile(k["pattern"], k["flags"]), k["group"]) for k in _patterns()["keywords"])
 
 
 def _group_spans(match: re.Match[str]) -> Iterator[tuple[int, int]]:
@@ -89,11 +192,9 @@ def _group_spans(match: re.Match[str]) -> Iterator[tuple[int, int]]:
 
 def detector_spans(text: str) -> Iterator[tuple[int, int]]:
     """Spans of credentials found by detect-secrets' vendor detectors."""
-    for pattern, detector in _regexes():
+    for pattern, validator in _regexes():
         for match in pattern.finditer(text):
-            if hasattr(detector, "is_formally_valid") and not detector.is_formally_valid(
-                match.group(0)
-            ):
+            if validator is not None and not validator(match.group(0)):
                 continue  # e.g. an `eyJ…` that does not decode as a JWT
             yield from _group_spans(match)
 
