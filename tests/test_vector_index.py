@@ -461,3 +461,46 @@ def test_scan_memory_is_bounded_and_the_rest_use_the_code_index(tmp_path: Path) 
     add(conn, index, 2001, "a", clustered(301, 4, seed=50))  # a outgrows the budget
     index.search(conn, a[0], "a", 5)
     assert index.floats.sizes() == {} and index.cache.sizes() == {"b": 400, "a": 701}
+
+
+class DeletesAfterTheCount:
+    """A connection on which another writer deletes rows right after a row count: what a
+    search outside a transaction may meet between its two statements."""
+
+    def __init__(self, conn: Any, other: Any, index: VectorIndex, ids: list[int]) -> None:
+        self._conn, self._other, self._index, self._ids = conn, other, index, ids
+        self.in_transaction = False
+
+    def execute(self, sql: str, args: Any = ()) -> Any:
+        found = self._conn.execute(sql, args)
+        if sql.startswith("SELECT count(*)") and self._ids:
+            counted = found.fetchall()
+            with write_transaction(self._other):
+                self._index.delete(self._other, self._ids)
+            self._ids = []
+            return _Rows(counted)
+        return found
+
+
+class _Rows:
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0]
+
+
+def test_rows_deleted_between_the_count_and_the_read_are_not_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "race.db"
+    index, theirs = VectorIndex(DIM), VectorIndex(DIM)
+    conn, other = open_db(path, index), open_db(path, theirs, create=False)
+    data = clustered(300, 6, seed=46)
+    add(conn, index, 1, "ns", data)
+    racing = DeletesAfterTheCount(conn, other, theirs, [7, 150, 300])
+    rows = index._load_floats(racing, "ns", 0, None, 1000)
+    assert rows is not None and rows.n == 297
+    kept = [i for i in range(1, 301) if i not in (7, 150, 300)]
+    assert rows.ids.tolist() == kept
+    assert np.array_equal(rows.vecs, data[np.array(kept) - 1])
+    conn.close()
+    other.close()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .codes import Key, KeyedCache
-from .kernels import matvec, rank_exact
+from .kernels import ROWS_PER_CHUNK, matvec, rank_exact
 from .projection import Projection, scan_projected
 
 # A namespace's rows get a projection (projection.py: a first pass over a few main
@@ -63,8 +63,10 @@ class FloatRows:
 
     @classmethod
     def build(cls, seqs: np.ndarray, ids: np.ndarray, vecs: np.ndarray) -> FloatRows:
-        mat64 = vecs.astype(np.float64)
-        norms = np.sqrt(np.einsum("ij,ij->i", mat64, mat64))
+        norms = np.empty(vecs.shape[0], np.float64)
+        for start in range(0, vecs.shape[0], ROWS_PER_CHUNK):  # no float64 copy of it all
+            mat64 = vecs[start : start + ROWS_PER_CHUNK].astype(np.float64)
+            norms[start : start + ROWS_PER_CHUNK] = np.sqrt(np.einsum("ij,ij->i", mat64, mat64))
         norms[norms == 0] = 1.0
         return cls(seqs, ids, vecs, (1.0 / norms).astype(np.float32))
 
@@ -159,7 +161,7 @@ class FloatEntry:
         projection = self._rows.projection
         if projection is None and need >= max(PROJECT_MIN_ROWS, 2 * self._fit_at):
             old = self._rows.prefix(self.n)
-            projection = Projection.fit(np.concatenate([old.vecs, part.vecs]))
+            projection = Projection.fit(old.vecs, part.vecs)
             if projection is None:
                 self._fit_at = need
             else:

@@ -382,28 +382,38 @@ class VectorIndex:
     ) -> FloatRows | None:
         """Float rows of the namespace with after < seq (<= upto), in seq order; None if
         there are more than `limit`."""
-        sql = (
-            f"SELECT seq, intent_id, embedding FROM {VECTOR_TABLE} "
-            "WHERE namespace = ? AND seq > ?"
-        )
+        where = "namespace = ? AND seq > ?"
         args: list[Any] = [namespace, after]
         if upto is not None:
-            sql += " AND seq <= ?"
+            where += " AND seq <= ?"
             args.append(upto)
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(limit + 1)
-        rows = conn.execute(sql, args).fetchall()
-        if len(rows) > limit:
+        counted = f"SELECT count(*) FROM {VECTOR_TABLE} WHERE {where}"  # from the index alone
+        n = min(conn.execute(counted, args).fetchone()[0], limit + 1)
+        if n > limit:
             return None
-        if not rows:
+        if n == 0:
             return FloatRows.empty(self.dim)
-        vecs = blobs_matrix([r[2] for r in rows], self.dim)
-        if vecs.shape[0] != len(rows):
-            raise ValueError("vector index rows have an unexpected size (dimension mismatch?)")
+        # each blob copied straight into the array as the cursor reads it: no list of 1.5 KB
+        # bytes objects, no joined copy (10k rows: 28-39 -> 22 ms)
+        vecs = np.empty((n, self.dim), np.float32)
+        into, width = memoryview(vecs).cast("B"), self.dim * 4
+        seqs: list[int] = []
+        ids: list[int] = []
+        sql = (
+            f"SELECT seq, intent_id, embedding FROM {VECTOR_TABLE} WHERE {where} "
+            "ORDER BY seq LIMIT ?"
+        )
+        for seq, intent_id, blob in conn.execute(sql, [*args, n]):
+            if len(blob) != width:
+                raise ValueError("vector index rows have an unexpected size (dimension mismatch?)")
+            at = len(seqs) * width
+            into[at : at + width] = blob
+            seqs.append(seq)
+            ids.append(intent_id)
+        # outside a transaction a writer may delete rows between the two statements (one
+        # that adds rows adds them past the first n: seqs only grow)
         return FloatRows.build(
-            np.asarray([r[0] for r in rows], np.int64),
-            np.asarray([r[1] for r in rows], np.int64),
-            np.array(vecs, dtype=np.float32),  # own, writable, aligned
+            np.asarray(seqs, np.int64), np.asarray(ids, np.int64), vecs[: len(seqs)]
         )
 
     def _larger_than(self, conn: Any, namespace: str, upto: int | None, n: int) -> bool:

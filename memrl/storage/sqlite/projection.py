@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import matvec, rank_exact
+from .kernels import ROWS_PER_CHUNK, matvec, rank_exact
 
 # Squared length the head must hold (of the namespace's vectors, on average); the head is a
 # multiple of HEAD_STEP coordinates, and no projection is kept when it would need more
@@ -74,13 +74,20 @@ class Projection:
         return np.ascontiguousarray(self.basis[:, : self.d].T)
 
     @classmethod
-    def fit(cls, vecs: np.ndarray) -> Projection | None:
-        """The main directions of `vecs` (float32 rows), or None when a head of at most
-        half the coordinates would hold less than HEAD_ENERGY of their squared length."""
-        n, dim = vecs.shape
+    def fit(cls, *parts: np.ndarray) -> Projection | None:
+        """The main directions of the rows of `parts` taken as one (float32, row-major: a
+        namespace's cached rows and those being added, never copied into one array), or
+        None when a head of at most half the coordinates would hold less than HEAD_ENERGY
+        of their squared length. Fitted on every (n // FIT_ROWS)-th row."""
+        n = sum(part.shape[0] for part in parts)
+        dim = parts[0].shape[1]
         if n == 0:
             return None
-        sample = vecs[:: max(1, n // FIT_ROWS)].astype(np.float64)
+        step, before, taken = max(1, n // FIT_ROWS), 0, []
+        for part in parts:
+            taken.append(part[(-before) % step :: step])
+            before += part.shape[0]
+        sample = np.concatenate(taken).astype(np.float64)
         with one_blas_thread():
             energy, basis = np.linalg.eigh(sample.T @ sample)  # ascending
         energy, basis = energy[::-1], np.ascontiguousarray(basis[:, ::-1])
@@ -99,14 +106,24 @@ class Projection:
         first. A rest length is sqrt(|v|^2 - |head|^2) (float64 cancellation leaves it
         within 1e-7 even when it is tiny), raised by REST_SLACK and rounded up: the bound
         stays a bound."""
-        v64 = vecs.astype(np.float64)
+        n = vecs.shape[0]
+        heads = np.empty((n, self.d), np.float32)
+        rests = np.empty(n, np.float32)
+        basis = self.basis[:, : self.d]
         with one_blas_thread():
-            head = v64 @ self.basis[:, : self.d]
-        rest2 = np.einsum("ij,ij->i", v64, v64) - np.einsum("ij,ij->i", head, head)
-        rest = np.sqrt(np.maximum(rest2, 0.0)) + REST_SLACK
-        rest32 = rest.astype(np.float32)
-        rest32 = np.where(rest32 < rest, np.nextafter(rest32, np.float32(np.inf)), rest32)
-        return np.ascontiguousarray(head, dtype=np.float32), rest32.astype(np.float32)
+            # in chunks: float64 copies of a whole namespace would be fresh memory every
+            # time, and first touches of pages cost more than the arithmetic here
+            for start in range(0, n, ROWS_PER_CHUNK):
+                v64 = vecs[start : start + ROWS_PER_CHUNK].astype(np.float64)
+                head = v64 @ basis
+                rest2 = np.einsum("ij,ij->i", v64, v64) - np.einsum("ij,ij->i", head, head)
+                rest = np.sqrt(np.maximum(rest2, 0.0)) + REST_SLACK
+                rest32 = rest.astype(np.float32)
+                rests[start : start + ROWS_PER_CHUNK] = np.where(
+                    rest32 < rest, np.nextafter(rest32, np.float32(np.inf)), rest32
+                )
+                heads[start : start + ROWS_PER_CHUNK] = head
+        return heads, rests
 
 
 def margin(dim: int) -> float:
