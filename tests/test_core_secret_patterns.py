@@ -1,25 +1,27 @@
-"""detect-secrets' patterns kept as plain data in the user cache (memrl/secret_detectors.py):
-a process that finds the file redacts exactly as one that imports the library, without
-importing it (its import costs ~0.14 s of a server's first recall); a file of another
-library version, or a damaged one, is rebuilt from the library."""
+"""detect-secrets' patterns shipped as plain data (memrl/secret_patterns.json, read by
+memrl/secret_detectors.py): they are the installed (pinned) library's own, a process
+redacts with them exactly as with the library and without importing it (its import costs
+~0.14 s of a server's first recall), and anything else installed, or a damaged file,
+falls back to the library."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from memrl import redaction, secret_detectors
-from tests.secret_corpus import CAUGHT, JWT, KEPT
+from tests.secret_corpus import CAUGHT, KEPT
 
 TEXTS = [text for text, _ in CAUGHT] + list(KEPT) + [
     "a token that only looks like a JWT: eyJhbGciOiJub25lIn0.not-base64!.x",
 ]
+REFRESH = "python -m memrl.secret_detectors > memrl/secret_patterns.json"
 
 
 def clear_caches() -> None:
@@ -28,12 +30,10 @@ def clear_caches() -> None:
     secret_detectors._keyword_regexes.cache_clear()
 
 
-@pytest.fixture
-def patterns_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    path = tmp_path / "cache" / "secret-patterns.json"
-    monkeypatch.setattr(secret_detectors, "patterns_file", lambda: path)
+@pytest.fixture(autouse=True)
+def fresh_patterns() -> Iterator[None]:
     clear_caches()
-    yield path
+    yield
     clear_caches()
 
 
@@ -42,68 +42,97 @@ def redactions() -> list[tuple[str, int]]:
     return [redaction.redact(text) for text in TEXTS]
 
 
-def test_the_file_gives_the_librarys_patterns_and_redactions(patterns_file: Path) -> None:
-    from_library = redactions()  # no file yet: read from detect-secrets, then written
-    assert patterns_file.is_file()
-    kept = json.loads(patterns_file.read_text())
-    assert kept["patterns"] == secret_detectors._patterns_from_the_library()
-    assert kept["key"]["detect_secrets"] and kept["key"]["files"]
-    assert redactions() == from_library  # now from the file
-    assert sum(count for _, count in from_library) >= len(CAUGHT)
+@pytest.fixture
+def library_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times the patterns were read from the library."""
+    reads: list[int] = []
+    real = secret_detectors._patterns_from_the_library
+
+    def counted() -> dict[str, Any]:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(secret_detectors, "_patterns_from_the_library", counted)
+    return reads
 
 
-@pytest.mark.parametrize("damage", [
-    lambda kept: "{cut",
-    lambda kept: json.dumps({**kept, "key": {**kept["key"], "detect_secrets": "0.0.1"}}),
-    lambda kept: json.dumps({**kept, "key": {**kept["key"], "files": {}}}),
-    lambda kept: json.dumps({"key": kept["key"]}),
-    lambda kept: json.dumps([]),
-])
-def test_a_file_of_another_version_or_damaged_is_rebuilt(patterns_file: Path, damage: object) -> None:
-    from_library = redactions()
-    pristine = json.loads(patterns_file.read_text())
-    patterns_file.write_text(damage(pristine))  # type: ignore[operator]
-    assert redactions() == from_library
-    assert json.loads(patterns_file.read_text()) == pristine
+def test_the_shipped_patterns_are_the_installed_librarys() -> None:
+    shipped = secret_detectors.shipped_patterns()
+    assert shipped["key"] == secret_detectors.library_key(), f"refresh it: {REFRESH}"
+    assert shipped["patterns"] == secret_detectors._patterns_from_the_library(), f"refresh it: {REFRESH}"
+    assert len(shipped["patterns"]["regexes"]) >= 30 and len(shipped["patterns"]["keywords"]) >= 5
 
 
-def test_an_unwritable_cache_still_redacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocked = tmp_path / "a-file"
-    blocked.write_text("")
-    monkeypatch.setattr(secret_detectors, "patterns_file", lambda: blocked / "secret-patterns.json")
-    try:
-        assert redaction.redact(f"token {JWT} here")[1] == 1
-        assert redactions()[: len(CAUGHT)] == [redaction.redact(t) for t, _ in CAUGHT]
-    finally:
-        clear_caches()
+def test_the_shipped_patterns_redact_as_the_library_does(
+    library_reads: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = redactions()
+    assert library_reads == []
+    monkeypatch.setattr(secret_detectors, "shipped_patterns", lambda: {})
+    assert redactions() == shipped and library_reads == [1]
+    assert sum(count for _, count in shipped) >= len(CAUGHT)
 
 
-FROM_THE_FILE = """
+def another_version(key: dict[str, Any]) -> dict[str, Any]:
+    return {**key, "detect_secrets": "1.5.1"}
+
+
+def edited_sources(key: dict[str, Any]) -> dict[str, Any]:
+    return {**key, "sources_sha256": "0" * 64}
+
+
+@pytest.mark.parametrize("installed", [another_version, edited_sources])
+def test_another_detect_secrets_reads_the_library(
+    installed: Callable[[dict[str, Any]], dict[str, Any]], library_reads: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = redactions()
+    key = secret_detectors.library_key()
+    assert key is not None
+    monkeypatch.setattr(secret_detectors, "library_key", lambda: installed(key))
+    assert redactions() == expected and library_reads == [1]
+
+
+def not_json() -> dict[str, Any]:
+    raise json.JSONDecodeError("cut short", "{", 1)
+
+
+def missing() -> dict[str, Any]:
+    raise FileNotFoundError("secret_patterns.json")
+
+
+@pytest.mark.parametrize("damaged", [not_json, missing, lambda: {"key": secret_detectors.library_key()}])
+def test_a_damaged_or_missing_file_reads_the_library(
+    damaged: Callable[[], dict[str, Any]], library_reads: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = redactions()
+    monkeypatch.setattr(secret_detectors, "shipped_patterns", damaged)
+    assert redactions() == expected and library_reads == [1]
+
+
+IMPORTS = """
 import json, sys
 from memrl import redaction
 from tests.test_core_secret_patterns import TEXTS
-texts = TEXTS[:-1] if sys.argv[1] == "no-jwt" else TEXTS
-out = [redaction.redact(t) for t in texts if "eyJ" not in t or sys.argv[1] != "no-jwt"]
+texts = [t for t in TEXTS if "eyJ" not in t] if sys.argv[1] == "no-jwt" else TEXTS
+out = [redaction.redact(t) for t in texts]
 print(json.dumps({"out": out, "imported": sorted(m for m in ("detect_secrets", "requests") if m in sys.modules)}))
 """
 
 
-def run_with_cache(cache_home: Path, mode: str) -> dict[str, object]:
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache_home))
+def run(mode: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", FROM_THE_FILE, mode], env=env, capture_output=True, text=True,
-        check=True, timeout=120, cwd=Path(__file__).parent.parent,
+        [sys.executable, "-c", IMPORTS, mode], capture_output=True, text=True, check=True,
+        timeout=120, cwd=Path(__file__).parent.parent,
     )
-    return json.loads(done.stdout)
+    return dict(json.loads(done.stdout))
 
 
-def test_a_process_with_the_file_does_not_import_detect_secrets(tmp_path: Path) -> None:
-    """Until a text holds a JWT candidate: only its detector validates a match."""
-    first = run_with_cache(tmp_path, "all")
-    assert first["imported"] == ["detect_secrets", "requests"]
-    without_jwt = run_with_cache(tmp_path, "no-jwt")
+def test_a_process_imports_detect_secrets_only_for_a_jwt_candidate() -> None:
+    """Only the JWT detector validates a match (`is_formally_valid`), imported on its first
+    candidate; every other text is redacted without importing detect-secrets or requests."""
+    without_jwt, with_jwt = run("no-jwt"), run("all")
     assert without_jwt["imported"] == []
-    with_jwt = run_with_cache(tmp_path, "all")
-    assert with_jwt["out"] == first["out"] and "detect_secrets" in with_jwt["imported"]
-    expected = [o for t, o in zip(TEXTS, first["out"]) if "eyJ" not in t]  # type: ignore[arg-type]
-    assert without_jwt["out"] == expected
+    assert with_jwt["imported"] == ["detect_secrets", "requests"]
+    assert without_jwt["out"] == [o for t, o in zip(TEXTS, with_jwt["out"]) if "eyJ" not in t]
+    assert with_jwt["out"] == [list(r) for r in redactions()]
