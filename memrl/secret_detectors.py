@@ -14,9 +14,10 @@ The keyword detector's hits pass the same name and value checks as the project's
 assignment rule (memrl/secret_rules.py), so `pwd = os.getcwd()` or `secret: rotated`
 stay as written.
 
-The detectors' patterns are read from the library once and kept as plain data in the user
-cache, keyed by detect-secrets' version and its plugin files; a later process compiles
-them from there without importing detect-secrets (`_patterns`).
+The detectors' patterns ship with memrl as plain data (secret_patterns.json), read from the
+pinned detect-secrets and keyed by its version and a digest of its sources; while the
+installed detect-secrets is that one, a process compiles them without importing it
+(`_compiled`).
 """
 
 from __future__ import annotations
@@ -123,45 +124,46 @@ def shipped_patterns() -> dict[str, Any]:
     return dict(json.loads((resources.files("memrl") / PATTERNS_FILE).read_text()))
 
 
+Regexes = tuple[tuple[re.Pattern[str], Validator | None], ...]
+KeywordRegexes = tuple[tuple[re.Pattern[str], int | None], ...]
+
+
+def _compile(patterns: dict[str, Any]) -> tuple[Regexes, KeywordRegexes]:
+    """(pattern, validator or None) for every regex of the chosen detectors, and the keyword
+    detector's regexes with the group holding the value, plus IBM Cloud IAM's (None: every
+    group), whose optional prefix leaves only a `key|pass|token` name to anchor."""
+    regexes = tuple(
+        (re.compile(r["pattern"], r["flags"]), _validator(r["detector"]) if r["validates"] else None)
+        for r in patterns["regexes"]
+    )
+    keywords = tuple((re.compile(k["pattern"], k["flags"]), k["group"]) for k in patterns["keywords"])
+    return regexes, keywords
+
+
 @functools.lru_cache(maxsize=1)
-def _patterns() -> dict[str, Any]:
-    """The patterns: those shipped with memrl (secret_patterns.json, written from the pinned
-    detect-secrets) when the installed detect-secrets is that one, byte for byte; else read
-    from the library. Importing detect-secrets costs ~0.14 s, mostly `requests`, which its
-    plugins import to verify keys online, which memrl never does; compiling the patterns
+def _compiled() -> tuple[Regexes, KeywordRegexes]:
+    """The patterns shipped with memrl (secret_patterns.json, written from the pinned
+    detect-secrets) when the installed detect-secrets is that one, byte for byte; else those
+    read from the library. Importing detect-secrets costs ~0.14 s, mostly `requests`, which
+    its plugins import to verify keys online, which memrl never does; compiling the patterns
     ~6 ms. The file lives beside the code, so it is trusted as the code is."""
     try:
         key = library_key()
         if key is not None:
             shipped = shipped_patterns()
             if shipped.get("key") == key:
-                return dict(shipped["patterns"])
+                return _compile(shipped["patterns"])
             log.debug("detect-secrets is not the version the shipped patterns were read from")
-    except (OSError, ValueError, TypeError, KeyError, importlib.metadata.PackageNotFoundError) as e:
+    except (OSError, ValueError, TypeError, KeyError, re.error,
+            importlib.metadata.PackageNotFoundError) as e:
         log.debug("shipped secret patterns unusable (%s): reading detect-secrets", e)
-    return _patterns_from_the_library()
+    return _compile(_patterns_from_the_library())
 
 
 def write_shipped_patterns() -> None:
     """Print the patterns file for the installed detect-secrets (to refresh the shipped one:
     `python -m memrl.secret_detectors > memrl/secret_patterns.json`)."""
     print(json.dumps({"key": library_key(), "patterns": _patterns_from_the_library()}, indent=1))
-
-
-@functools.lru_cache(maxsize=1)
-def _regexes() -> tuple[tuple[re.Pattern[str], Validator | None], ...]:
-    """(pattern, validator or None) for every regex of the chosen detectors."""
-    return tuple(
-        (re.compile(r["pattern"], r["flags"]), _validator(r["detector"]) if r["validates"] else None)
-        for r in _patterns()["regexes"]
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def _keyword_regexes() -> tuple[tuple[re.Pattern[str], int | None], ...]:
-    """The keyword detector's regexes with the group holding the value, plus IBM Cloud IAM's
-    (None: every group), whose optional prefix leaves only a `key|pass|token` name to anchor."""
-    return tuple((re.compile(k["pattern"], k["flags"]), k["group"]) for k in _patterns()["keywords"])
 
 
 def _group_spans(match: re.Match[str]) -> Iterator[tuple[int, int]]:
@@ -176,7 +178,7 @@ def _group_spans(match: re.Match[str]) -> Iterator[tuple[int, int]]:
 
 def detector_spans(text: str) -> Iterator[tuple[int, int]]:
     """Spans of credentials found by detect-secrets' vendor detectors."""
-    for pattern, validator in _regexes():
+    for pattern, validator in _compiled()[0]:
         for match in pattern.finditer(text):
             if validator is not None and not validator(match.group(0)):
                 continue  # e.g. an `eyJ…` that does not decode as a JWT
@@ -186,7 +188,7 @@ def detector_spans(text: str) -> Iterator[tuple[int, int]]:
 def keyword_spans(text: str) -> Iterator[tuple[int, int]]:
     """Spans of values assigned to a secret-sounding name (`password = "…"`, `api_key: …`);
     run over a keyword window (secret_rules.keyword_windows)."""
-    for pattern, group in _keyword_regexes():
+    for pattern, group in _compiled()[1]:
         for match in pattern.finditer(text):
             if group is None:
                 yield from _group_spans(match)

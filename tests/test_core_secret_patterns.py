@@ -25,9 +25,7 @@ REFRESH = "python -m memrl.secret_detectors > memrl/secret_patterns.json"
 
 
 def clear_caches() -> None:
-    secret_detectors._patterns.cache_clear()
-    secret_detectors._regexes.cache_clear()
-    secret_detectors._keyword_regexes.cache_clear()
+    secret_detectors._compiled.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -101,7 +99,24 @@ def missing() -> dict[str, Any]:
     raise FileNotFoundError("secret_patterns.json")
 
 
-@pytest.mark.parametrize("damaged", [not_json, missing, lambda: {"key": secret_detectors.library_key()}])
+SHIPPED = secret_detectors.shipped_patterns  # the real one (the tests patch it)
+
+
+def patterns_cut_short() -> dict[str, Any]:
+    shipped = SHIPPED()
+    return {**shipped, "patterns": {"regexes": shipped["patterns"]["regexes"]}}
+
+
+def a_pattern_that_does_not_compile() -> dict[str, Any]:
+    shipped = SHIPPED()
+    regexes = [{**shipped["patterns"]["regexes"][0], "pattern": "(unclosed"}]
+    return {**shipped, "patterns": {**shipped["patterns"], "regexes": regexes}}
+
+
+@pytest.mark.parametrize("damaged", [
+    not_json, missing, lambda: {"key": secret_detectors.library_key()}, patterns_cut_short,
+    a_pattern_that_does_not_compile,
+])
 def test_a_damaged_or_missing_file_reads_the_library(
     damaged: Callable[[], dict[str, Any]], library_reads: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
