@@ -60,9 +60,9 @@ _DISTRIBUTIONS = ("memrl", "mcp", "mcp-types", "pydantic", "pydantic-core")
 
 
 def cache_dir() -> Path:
-    import platformdirs
+    from memrl import paths
 
-    return Path(platformdirs.user_cache_dir("memrl")) / "handshake"
+    return paths.cache_dir() / "handshake"
 
 
 def _version(name: str) -> str:
