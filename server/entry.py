@@ -27,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .hooks.client import run
 
         return run(hook_parser().parse_args(words[1:]))
+    if words[:1] == ["serve"]:
+        from .startup_gc import pause
+
+        pause()  # until the memory is loaded (server/startup_gc.py)
     from .cli import main as cli_main
 
     return cli_main(words)

@@ -22,6 +22,7 @@ from memrl.storage import explain
 if TYPE_CHECKING:  # the core itself loads in the loader thread, not before the handshake
     from memrl import Embedder, Memory, Storage
 
+from . import startup_gc
 from .settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class MemoryRuntime:
             log.error("memory failed to start: %s", e)
         finally:
             self._ready.set()
+            startup_gc.started()
 
     @property
     def ready(self) -> bool:
