@@ -9,8 +9,9 @@ permanent generation, so no later collection scans it (a full collection of thos
 takes ~90 ms: a pause a recall would otherwise meet now and then). The start leaves ~850
 unreachable objects (measured), which stay.
 
-Only `memrl serve` does this (server/entry.py, server/commands.py); the core and other
-commands keep the default collector.
+Only `memrl serve` pauses it (server/entry.py); the memory's loader ends the pause
+(server/runtime.py). The core, the other commands and in-process servers keep the default
+collector.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ import numpy as np
 
 # Row-wise float64 work over a whole namespace goes in chunks of this many rows (1.5 MB of
 # float64 at 384 dimensions): a copy of it all would be fresh memory on every load, and
-# on these machines first touches of pages cost more than the arithmetic (a 10k-row
-# preload: 120 -> see docs/PERFORMANCE.md).
+# on these machines first touches of pages cost more than the arithmetic (docs/PERFORMANCE.md,
+# "Cold start: less work before the first recall").
 ROWS_PER_CHUNK = 512
 
 
