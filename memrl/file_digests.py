@@ -15,7 +15,8 @@ The one way a change can keep the stat is a write within the clock tick of the h
 (git's "racy" case). A digest is therefore only kept for a file whose mtime and ctime are
 more than `RACY_SECONDS` older than the moment it was hashed.
 
-The record is an optimisation and nothing more: a missing, damaged or unwritable record
+On POSIX systems only (on Windows a file's ctime is its creation time). The record is an
+optimisation and nothing more: a missing, damaged or unwritable record
 file means the files are hashed, as they were before it existed. What it cannot catch
 is a change that keeps all five stat fields, such as a bit flipped by the disk itself;
 the file is then trusted until its stat changes.
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 RECORD = "file-digests.json"
 RACY_SECONDS = 2.0  # coarser than any file system's timestamps
+RECORDING = os.name == "posix"  # see remembered_sha256
 MAX_ENTRIES = 64  # the newest kept: a model's few files, times a few installs
 
 _lock = threading.Lock()
@@ -87,7 +89,11 @@ def _write(record: Path, entries: dict[str, Any]) -> None:
 def remembered_sha256(path: Path, record_dir: Path) -> str:
     """The sha256 of the file at `path`: from the record in `record_dir` while the file's
     stat is the one it was hashed with, else read in full (and recorded when the file is
-    not racy). Raises OSError as reading the file would."""
+    not racy). Raises OSError as reading the file would. Only on POSIX systems, whose ctime
+    is the time of the last change: Windows reports the creation time there, so a write
+    that restores the mtime would go unseen; the file is hashed every time instead."""
+    if not RECORDING:
+        return sha256_file(path)
     path = Path(os.path.abspath(path))
     record = record_dir / RECORD
     before = path.stat()

@@ -111,6 +111,16 @@ def test_an_unwritable_record_still_answers(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("not_racy")
+def test_without_posix_ctimes_every_call_hashes(
+    tmp_path: Path, reads: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(file_digests, "RECORDING", False)
+    model = write(tmp_path / "model.onnx", b"weights")
+    assert remembered_sha256(model, tmp_path) == remembered_sha256(model, tmp_path)
+    assert len(reads) == 2 and not (tmp_path / RECORD).exists()
+
+
+@pytest.mark.usefixtures("not_racy")
 def test_the_record_keeps_the_newest_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(file_digests, "MAX_ENTRIES", 3)
     files = [write(tmp_path / f"f{i}", bytes([i])) for i in range(5)]
