@@ -28,11 +28,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from . import atomic_files
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,7 @@ def _read(record: Path) -> dict[str, Any]:
 def _write(record: Path, entries: dict[str, Any]) -> None:
     """Replace the record in one rename (concurrent writers lose an entry, never the file)."""
     newest = sorted(entries.items(), key=lambda item: item[1].get("hashed_at", 0))[-MAX_ENTRIES:]
-    record.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-digests-", dir=record.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(dict(newest), f)
-        os.replace(tmp, record)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_files.write_text(record, json.dumps(dict(newest)))
 
 
 def remembered_sha256(path: Path, record_dir: Path) -> str:

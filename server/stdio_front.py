@@ -130,18 +130,13 @@ def _read_entry(path: Path, opening_params: str) -> dict[str, Any] | None:
 
 
 def _write_entry(path: Path, entry: dict[str, Any]) -> None:
+    from memrl import atomic_files
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        tmp.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_files.write_text(path, json.dumps(entry, ensure_ascii=False))
         _prune(path.parent)
     except OSError as e:  # only a slower next start
         log.debug("could not write the handshake cache %s: %s", path, e)
-        try:
-            tmp.unlink()
-        except (OSError, UnboundLocalError):
-            pass
 
 
 def _prune(folder: Path) -> None:
