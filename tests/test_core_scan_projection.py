@@ -114,3 +114,34 @@ def test_on_the_real_model_the_projection_prunes_and_answers_exactly(real_vector
     finally:
         module.rank_exact = original
     assert seen and seen[0] < stored.shape[0] // 10
+
+
+def test_the_probe_answers_alone_only_when_no_other_row_can_reach_the_top_k(monkeypatch) -> None:
+    """Both ways out of the first pass give the plain scan's answer: the probe rows' own
+    top k (no row outside them has a bound reaching its k-th cosine) and the ranking of
+    every row whose bound reaches it (thirty equal rows: ties beyond the probe)."""
+    import memrl.storage.sqlite.projection as module
+
+    vecs = low_rank(2500, 48, rank=5, noise=0.02, seed=8)
+    vecs[100:130] = vecs[99]
+    proj = Projection.fit(vecs)
+    assert proj is not None
+    rows = rows_of(vecs).projected(proj)
+    calls: list[int] = []
+    original = module.rank_exact
+
+    def counted(ids, mat, q, k):
+        calls.append(len(ids))
+        return original(ids, mat, q, k)
+
+    ways = set()
+    for q in np.concatenate([vecs[[99, 5, 700]] + 1e-3, low_rank(10, 48, 5, 0.02, 9)]):
+        q = (q / np.linalg.norm(q)).astype(np.float32)
+        for k in (1, 5, 20):
+            calls.clear()
+            monkeypatch.setattr(module, "rank_exact", counted)
+            got = scan_exact(rows, q, k)
+            monkeypatch.setattr(module, "rank_exact", original)
+            assert got == rank_exact(rows.ids, rows.vecs, q, k)
+            ways.add(len(calls))
+    assert ways == {1, 2}

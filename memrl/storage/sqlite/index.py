@@ -48,6 +48,7 @@ path is approximate. With the defaults (rescore = max(200, 40 k), coarse = max(1
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -250,8 +251,8 @@ class VectorIndex:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if q.shape[0] != self.dim:
             raise ValueError(f"query must have {self.dim} dimensions, got {q.shape[0]}")
-        norm = float(np.linalg.norm(q))
-        if not np.isfinite(norm) or norm == 0.0:
+        norm = float(np.sqrt(q.dot(q)))  # what np.linalg.norm computes, without its checks
+        if not math.isfinite(norm) or norm == 0.0:
             return None
         return (q / norm).astype(np.float32)
 
@@ -452,7 +453,9 @@ class VectorIndex:
         ckey: Key = (key[0], key[1], namespace)
         entry, view, entry_max = self.floats.lookup(ckey, deletes)
         if entry is not None and view is not None:
-            if max_seq <= entry_max:
+            if max_seq == entry_max:
+                return view
+            if max_seq < entry_max:
                 return view.prefix(int(np.searchsorted(view.seqs, max_seq, side="right")))
             part = self._load_floats(conn, namespace, entry_max, upto, limit - view.n)
             if part is None:  # outgrew the exact scan: the code index takes over

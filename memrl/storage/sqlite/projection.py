@@ -151,9 +151,17 @@ def scan_projected(
     bound *= inv_norms  # a bound on the cosine, as the scan's estimates are cosines
     # rows of zero length have cosine 0 in rank_exact (norm taken as 1): the bound of a
     # zero row is 0 too, so nothing special is needed
-    probe_n = min(n, k + PROBE_EXTRA)
-    probe = np.argpartition(bound, n - probe_n)[n - probe_n :]
-    exact = matvec(vecs[probe], q) * inv_norms[probe]
-    kth = float(np.partition(exact, probe_n - k)[probe_n - k])
-    cand = np.flatnonzero(bound >= kth - margin(dim))
+    probe_n = min(n - 1, k + PROBE_EXTRA)
+    # the probe_n best bounds last, the next best just before them
+    order = np.argpartition(bound, n - probe_n - 1)
+    probe = order[n - probe_n :]
+    # the exact top k of the probe rows; its k-th cosine is a lower bound on the k-th best
+    # of all rows
+    top = rank_exact(ids[probe], vecs[probe], q, k)
+    threshold = top[-1][1] - margin(dim)
+    if bound[order[n - probe_n - 1]] < threshold:
+        # no row outside the probe can reach the top k, and rank_exact orders any set of
+        # rows holding the top k as it orders all of them
+        return top
+    cand = np.flatnonzero(bound >= threshold)
     return rank_exact(ids[cand], vecs[cand], q, k)
