@@ -896,9 +896,14 @@ class Memory:
         """Rolling success rates over the last `limit` tasks (inspection.py)."""
         return inspection.learning_curve(self.storage, namespace, window, limit)
 
-    def preload(self, namespace: str) -> int:
-        """Read a namespace's search data into memory ahead of its first recall."""
-        return self.storage.preload(validation.namespace(namespace))
+    def preload(self, namespace: str, *, finish_later: bool = False) -> int:
+        """Read a namespace's search data into memory ahead of its first recall. With
+        `finish_later`, what only speeds up later searches is left to `finish_preload`
+        (recalls answer meanwhile, exactly, a little slower)."""
+        return self.storage.preload(validation.namespace(namespace), finish_later=finish_later)
+
+    def finish_preload(self) -> None:
+        self.storage.finish_preload()
 
     def close(self) -> None:
         self.storage.close()

@@ -240,6 +240,42 @@ async def test_the_default_namespace_is_preloaded_before_the_first_recall(settin
         runtime.release()
 
 
+async def test_the_scan_projection_is_fitted_after_the_memory_is_ready(settings, embedder):
+    """The loader leaves the exact scan's projection (tens of ms at 10k rows) until the
+    memory answers, then fits it beside the first recalls; the recalls are exact either way."""
+    from memrl_server.runtime import MemoryRuntime
+
+    from memrl import Memory, SqliteStorage
+    from memrl.storage.sqlite.floats import PROJECT_MIN_ROWS
+
+    store = SqliteStorage(settings.db_path, embedder.dim, embedder.model_id)
+    Memory(store, embedder).store_many(
+        Experience(intent=f"fix failing test number {i} in the parser", experience=f"steps {i}",
+                   namespace=settings.namespace)
+        for i in range(PROJECT_MIN_ROWS + 50)
+    )
+    store.close()
+    runtime = MemoryRuntime(settings, lambda: embedder)
+    runtime.acquire()
+    try:
+        memory = await runtime.memory()
+        first = memory.recall("fix failing test number 7 in the parser", settings.namespace,
+                              dry_run=True)
+        assert runtime.storage is not None
+        index = runtime.storage.index
+        key = next(iter(index.floats._entries))
+        for _ in range(200):  # the loader thread fits it right after the memory is ready
+            if index.floats._entries[key].view().projection is not None:
+                break
+            await anyio.sleep(0.05)
+        assert index.floats._entries[key].view().projection is not None
+        again = memory.recall("fix failing test number 7 in the parser", settings.namespace,
+                              dry_run=True)
+        assert again.intents == first.intents and len(first.intents) == 5
+    finally:
+        runtime.release()
+
+
 def test_the_server_imports_no_core_before_tools_list() -> None:
     """What `memrl serve` imports before it answers tools/list leaves out the core (numpy,
     the SQLite extension, the model code): the model-loader thread imports it (cold start,

@@ -504,3 +504,51 @@ def test_rows_deleted_between_the_count_and_the_read_are_not_loaded(tmp_path: Pa
     assert np.array_equal(rows.vecs, data[np.array(kept) - 1])
     conn.close()
     other.close()
+
+
+def low_rank(n: int, rank: int, seed: int) -> np.ndarray:
+    """Unit rows near a `rank`-dimensional subspace: a namespace the scan projects."""
+    rng = np.random.default_rng(seed)
+    return unit(rng.standard_normal((n, rank)) @ rng.standard_normal((rank, DIM))
+                + 0.05 * rng.standard_normal((n, DIM)))
+
+
+def test_a_preload_can_leave_the_projection_for_later_and_searches_stay_exact(
+    tmp_path: Path,
+) -> None:
+    """`preload(fit=False)` (a server's start) caches the rows without the scan's
+    projection; searches are exact before, during and after `fit_pending`, rows stored in
+    between are projected too, and an entry reloaded meanwhile is left alone."""
+    index = VectorIndex(DIM)
+    conn = open_db(tmp_path / "p.db", index)
+    first = low_rank(2600, 8, seed=60)
+    ids = add(conn, index, 1, "ns", first)
+    assert index.preload(conn, "ns", fit=False) == 2600
+    state = index._state(conn, "ns")
+    assert index._floats(conn, "ns", state).projection is None
+    queries = low_rank(8, 8, seed=61)
+    for q in queries:
+        assert [m for m, _ in index.search(conn, q, "ns", 5)] == exact_topk(first, np.array(ids), q, 5)
+    more = low_rank(300, 8, seed=62)  # stored before the fit: appended without one
+    ids += add(conn, index, 5001, "ns", more)
+    index.search(conn, queries[0], "ns", 5)
+    everything = np.concatenate([first, more])
+    assert index._floats(conn, "ns", index._state(conn, "ns")).projection is None
+    assert index.fit_pending() == 1 and index.fit_pending() == 0
+    rows = index._floats(conn, "ns", index._state(conn, "ns"))
+    assert rows.n == 2900 and rows.projection is not None
+    heads, rests = rows.projection.project(everything)
+    assert np.array_equal(rows.heads, heads) and np.array_equal(rows.rests, rests)
+    for q in queries:
+        got = index.search(conn, q, "ns", 5)
+        assert got == rank_exact(np.array(ids), everything, index._unit(q), 5)
+
+    # an entry reloaded between the preload and the fit (a delete) fits on its own
+    again = VectorIndex(DIM)
+    assert again.preload(conn, "ns", fit=False) == 2900
+    with write_transaction(conn):
+        again.delete(conn, [ids[0]])
+    again.search(conn, queries[0], "ns", 5)  # reloads, fitting as it does
+    assert again._floats(conn, "ns", again._state(conn, "ns")).projection is not None
+    assert again.fit_pending() == 0
+    conn.close()

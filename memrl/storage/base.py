@@ -500,7 +500,12 @@ class Storage(Protocol):
         """A read-only, consistent view for the inspection page; it should not hold up
         recalls and outcomes while it runs (SQLite: its own connection)."""
 
-    def preload(self, namespace: str) -> int: ...
+    def preload(self, namespace: str, *, finish_later: bool = False) -> int:
+        """Read a namespace's search data into this process ahead of its first recall; how
+        many rows. With `finish_later`, work that only speeds up later searches is left to
+        `finish_preload`, which a server runs once it answers."""
+
+    def finish_preload(self) -> None: ...
 
     def close(self) -> None: ...
 

@@ -277,9 +277,12 @@ class PostgresStorage:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield PostgresInspect(conn)
 
-    def preload(self, namespace: str) -> int:
+    def preload(self, namespace: str, *, finish_later: bool = False) -> int:
         """Nothing to load into this process: the index lives in the server's buffers."""
         return 0
+
+    def finish_preload(self) -> None:
+        """Nothing was left by `preload`."""
 
     def close(self) -> None:
         if not self._closed.is_set():

@@ -143,13 +143,16 @@ class FloatEntry:
     keeps every row's head and rest length in it; a fit that finds none is tried again when
     the rows have doubled."""
 
-    def __init__(self, dim: int, deletes: int, rows: FloatRows) -> None:
+    def __init__(self, dim: int, deletes: int, rows: FloatRows, fit_later: bool = False) -> None:
         self.deletes = deletes
         self.dim = dim
         self.n = 0
         self.max_seq = 0
         self._rows = FloatRows.empty(dim)
         self._fit_at = 0  # rows when a fit last found no projection
+        # the fit is left to `FloatCache.fit_pending` (a server's first recall need not wait
+        # for it); until then the rows are scanned without a projection
+        self.fit_pending = fit_later
         self.append(rows)
 
     def append(self, part: FloatRows, max_cap: int | None = None) -> None:
@@ -159,7 +162,7 @@ class FloatEntry:
         need = self.n + m
         cap = self._rows.n
         projection = self._rows.projection
-        if projection is None and need >= max(PROJECT_MIN_ROWS, 2 * self._fit_at):
+        if projection is None and not self.fit_pending and need >= max(PROJECT_MIN_ROWS, 2 * self._fit_at):
             old = self._rows.prefix(self.n)
             projection = Projection.fit(old.vecs, part.vecs)
             if projection is None:
@@ -201,6 +204,23 @@ class FloatEntry:
         self.n = need
         self.max_seq = int(part.seqs[-1])
 
+    def adopt(self, projection: Projection | None, m: int, heads: np.ndarray | None,
+              rests: np.ndarray | None) -> None:
+        """Take a projection fitted (and its heads and rest lengths computed) elsewhere on
+        this entry's first m rows; rows appended since are projected here."""
+        self.fit_pending = False
+        if projection is None or heads is None or rests is None:
+            self._fit_at = m if m >= PROJECT_MIN_ROWS else 0  # else no fit was tried
+            return
+        r = self._rows
+        all_heads = np.empty((r.n, projection.d), np.float32)
+        all_rests = np.empty(r.n, np.float32)
+        all_heads[:m], all_rests[:m] = heads, rests
+        if self.n > m:
+            all_heads[m : self.n], all_rests[m : self.n] = projection.project(r.vecs[m : self.n])
+        # a new object: views taken before keep scanning without the projection
+        self._rows = FloatRows(r.seqs, r.ids, r.vecs, r.inv_norms, projection, all_heads, all_rests)
+
     @property
     def capacity(self) -> int:
         return self._rows.n
@@ -208,8 +228,6 @@ class FloatEntry:
     def view(self) -> FloatRows:
         # Views stay valid while later appends write past n or reallocate.
         return self._rows.prefix(self.n)
-
-
 
 
 class FloatCache(KeyedCache[FloatEntry]):
@@ -231,11 +249,14 @@ class FloatCache(KeyedCache[FloatEntry]):
             used = sum(e.capacity for k, e in self._entries.items() if k != key)
         return self.max_rows - used
 
-    def put(self, key: Key, dim: int, deletes: int, rows: FloatRows) -> FloatRows | None:
-        """Cache `rows` as the namespace's entry if they fit in the budget; their view."""
+    def put(
+        self, key: Key, dim: int, deletes: int, rows: FloatRows, fit_later: bool = False
+    ) -> FloatRows | None:
+        """Cache `rows` as the namespace's entry if they fit in the budget; their view.
+        With `fit_later` the entry's projection is left to `fit_pending`."""
         # built before taking the lock: an entry of PROJECT_MIN_ROWS rows or more fits its
         # projection (tens of ms), which must not hold up other namespaces' lookups
-        fresh = FloatEntry(dim, deletes, rows)
+        fresh = FloatEntry(dim, deletes, rows, fit_later)
         with self.lock:
             self._entries.pop(key, None)
             used = sum(e.capacity for e in self._entries.values())
@@ -258,3 +279,20 @@ class FloatCache(KeyedCache[FloatEntry]):
                 return None
             entry.append(part, limit)
             return entry.view()
+
+    def fit_pending(self) -> int:
+        """Fit the projections left for later (`put(..., fit_later=True)`), without holding
+        the lock while fitting: searches go on meanwhile, scanning without one. How many
+        entries took one."""
+        with self.lock:
+            pending = [(k, e, e.view()) for k, e in self._entries.items() if e.fit_pending]
+        fitted = 0
+        for key, entry, rows in pending:
+            projection = Projection.fit(rows.vecs) if rows.n >= PROJECT_MIN_ROWS else None
+            heads, rests = projection.project(rows.vecs) if projection is not None else (None, None)
+            with self.lock:
+                # dropped or reloaded since (a reload fits when it is built): nothing to do
+                if self._entries.get(key) is entry:
+                    entry.adopt(projection, rows.n, heads, rests)
+                    fitted += projection is not None
+        return fitted

@@ -193,13 +193,14 @@ class VectorIndex:
             ).fetchone()[0]
         )
 
-    def preload(self, conn: Any, namespace: str) -> int:
+    def preload(self, conn: Any, namespace: str, fit: bool = True) -> int:
         """Load the namespace's search rows into this process's cache now (its vectors if it
-        is scanned, else its codes), so that no search pays for it; how many rows it holds."""
+        is scanned, else its codes), so that no search pays for it; how many rows it holds.
+        With fit=False the scan's projection is left to `fit_pending`."""
         state = self._state(conn, namespace)
         if state[1] == 0:
             return 0
-        rows = self._floats(conn, namespace, state, first=False)
+        rows = self._floats(conn, namespace, state, first=False, fit_later=not fit)
         if rows is not None:
             return rows.n
         return sum(p.n for p in self._codes(conn, namespace, state))
@@ -428,9 +429,14 @@ class VectorIndex:
         args.append(n)
         return conn.execute(sql, args).fetchone() is not None
 
+    def fit_pending(self) -> int:
+        """Fit the scan projections that `preload(..., fit=False)` left (floats.py); it
+        reads only this process's cache, and searches go on meanwhile."""
+        return self.floats.fit_pending()
+
     def _floats(
         self, conn: Any, namespace: str, state: tuple[tuple[str, str] | None, int, int],
-        first: bool = True,
+        first: bool = True, fit_later: bool = False,
     ) -> FloatRows | None:
         """The namespace's float rows as this connection sees them now, if it is searched by
         an exact scan (at most `exact_max_rows` rows, within the memory budget); else None.
@@ -482,7 +488,7 @@ class VectorIndex:
         rows = self._load_floats(conn, namespace, 0, upto, room)
         if rows is None or in_txn:
             return rows
-        cached = self.floats.put(ckey, self.dim, deletes, rows)
+        cached = self.floats.put(ckey, self.dim, deletes, rows, fit_later)
         if cached is not None:
             self.cache.drop(ckey)  # its codes are not needed while the scan serves it
         return cached if cached is not None else rows
