@@ -68,7 +68,7 @@ _DETECTORS = (
 Validator = Callable[[str], bool]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _detector(dotted: str) -> Any:
     module_name, class_name = dotted.rsplit(".", 1)
     module = importlib.import_module(f"detect_secrets.plugins.{module_name}")
