@@ -193,10 +193,17 @@ def run(
     log_path: Path | None = None,
     say: Callable[[str], None] = lambda s: None,
     extra_env: dict[str, str] | None = None,
+    embedder: Any = None,
 ) -> dict[str, Any]:
     """The tier: both servers up at once, then for each N both measured one after the other
-    (so load that changes during the run hits both alike)."""
+    (so load that changes during the run hits both alike). With `embedder` (the servers'
+    model and settings), first what the model alone allows (`model_bound`)."""
     log_path = log_path or db.with_suffix(".http.log")
+    bound = None
+    if embedder is not None:
+        spare = len(texts) - (48 + 16 * 8)
+        bound = model_bound(embedder, texts[spare:])
+        texts = texts[:spare]
     pool = _Texts(texts)
     rows: dict[str, dict[str, Any]] = {mode: {} for mode in MODES}
     load_start = _loadavg()
@@ -221,6 +228,7 @@ def run(
         "load_average_at_end": _loadavg(),
         "rows": rows,
         "ratios": {},
+        "model_bound": bound,
     }
     first = str(clients[0])
     for key in map(str, clients):
@@ -235,6 +243,42 @@ def run(
             ),
         }
     return out
+
+
+def model_bound(embedder: Any, texts: Sequence[str], batch: int = 16, calls: int = 48) -> dict[str, Any]:
+    """What the model alone lets N clients gain over one, measured in this process with the
+    server's settings (the same embedder, no query cache): a lone recall waits for a
+    single-text call (its wall time), a busy server spends the CPU of its share of a batch.
+
+    With X the rest of a recall's work (server and clients, the same at 1 and N clients:
+    nothing else is batched), 1 client makes 1 / (X + wall) recalls/s and N clients at most
+    cpus / (X + cpu per text in a batch), so N over 1 is at most
+    cpus * (X + wall) / (X + batched), which never exceeds cpus * max(1, wall / batched):
+    the `ratio_bound`, reached only if X were free. Call before the servers start (an idle
+    machine); texts must not be in the server's query cache (they are not sent to it)."""
+    texts = list(texts)
+    if len(texts) < calls + batch * 8:
+        raise ValueError("model_bound needs more texts")
+    embedder.embed(texts[:batch])  # warm
+    singles: list[float] = []
+    for text in texts[:calls]:
+        t0 = time.perf_counter()
+        embedder.embed_query(text)
+        singles.append(time.perf_counter() - t0)
+    rest = texts[calls:]
+    c0 = time.process_time()
+    for start in range(0, batch * 8, batch):
+        embedder.embed(rest[start : start + batch])
+    batched_cpu = (time.process_time() - c0) / (batch * 8)
+    wall = float(np.median(singles))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {
+        "single_call_wall_ms": round(wall * 1e3, 2),
+        "batch": batch,
+        "batched_cpu_ms_per_text": round(batched_cpu * 1e3, 2),
+        "cpus": cpus,
+        "ratio_bound": round(cpus * max(1.0, wall / batched_cpu), 2),
+    }
 
 
 def _cpu_per_recall(
@@ -296,6 +340,14 @@ def render(out: dict[str, Any]) -> list[str]:
                 )
         if cells:
             lines.append(f"  CPU per recall, {mode}: " + "; ".join(cells))
+    b = out.get("model_bound")
+    if b:
+        lines.append(
+            f"  the model alone: one text {b['single_call_wall_ms']:.2f} ms wall, "
+            f"{b['batched_cpu_ms_per_text']:.2f} ms CPU per text in batches of {b['batch']}, "
+            f"{b['cpus']} CPUs -> N clients over 1 at most {b['ratio_bound']:.2f}x "
+            "(if nothing else a recall does cost anything)"
+        )
     return lines
 
 
@@ -314,6 +366,15 @@ def render_markdown(out: dict[str, Any]) -> list[str]:
             f"{_fmt(r['batching_over_no_batching'])} | {_fmt(r['batching_over_its_1_client'])} | "
             f"{_fmt(r['no_batching_over_its_1_client'])} |"
         )
+    b = out.get("model_bound")
+    if b:
+        rows += [
+            "",
+            f"The model alone (same process, before the servers start): one text "
+            f"{b['single_call_wall_ms']:.2f} ms wall; {b['batched_cpu_ms_per_text']:.2f} ms CPU "
+            f"per text in batches of {b['batch']}; {b['cpus']} CPUs. N clients over 1 can be "
+            f"at most {b['ratio_bound']:.2f}x even if nothing else a recall does cost anything.",
+        ]
     return rows
 
 
