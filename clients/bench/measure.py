@@ -221,7 +221,7 @@ def inprocess_recall(
     out["paired_minus_embedding"] = summary([f - e for f, e in zip(full, emb)])
     out["mean_candidates"] = round(float(np.mean([len(r.candidates) for r in results])), 2)
     out["mean_injected"] = round(float(np.mean([len(r.injected) for r in results])), 2)
-    return out, [r.task_id for r in results]
+    return out, [r.task_id for r in results if r.task_id is not None]
 
 
 def cold_recall(
