@@ -216,12 +216,52 @@ def test_a_recall_is_one_read_and_one_write(tmp_path: Path) -> None:
     result = memory.recall("task 3 of the parser")
     conn.set_trace_callback(None)
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len([s for s in reads if "FROM namespaces" in s]) == 1
-    assert len(reads) == 3, reads  # namespace row, index state, members
+    assert len([s for s in reads if "JOIN namespaces" in s and "max(seq)" in s]) == 1
+    assert len(reads) == 2, reads  # namespace row with the index state, members
     writes = [s.split()[0].upper() for s in statements if not s.startswith(("SELECT", "--"))]
     assert writes[0] == "BEGIN" and writes[-1] == "COMMIT", statements
     assert set(writes[1:-1]) == {"INSERT"}  # the task, then its candidates
     assert result.candidates and result.task_id is not None and not conn.in_transaction
     row = conn.execute("SELECT count(*) FROM tasks WHERE task_id = ?", (result.task_id,))
     assert row.fetchone()[0] == 1
+    memory.close()
+
+
+def test_the_index_state_read_with_the_namespace_row_serves_one_search(tmp_path: Path) -> None:
+    """A read block reads the namespace's row and its index state in one statement; its
+    first search uses that state, a second reads its own, and rows another connection
+    commits in between are found by the next read block (the same answer either way)."""
+    from fake_embedder import FakeEmbedder
+
+    embedder = FakeEmbedder(dim=8)
+    memory = open_memory(tmp_path / "m.db", MemoryConfig(k1=3, k2=2), embedder)
+    memory.store_many(Experience(f"task {i} of the parser", f"fix {i}") for i in range(40))
+    memory.recall("the parser task")  # the first search of the namespace loads its codes
+    memory.recall("the parser task")  # the second its vectors (the exact scan)
+    storage = memory.storage
+    query = embedder.embed_query("task 7 of the parser")
+    conn = storage._conn  # type: ignore[attr-defined]
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    with storage.read() as r:
+        r.check_model("default")
+        first = r.nearest_intents(query, "default", 5)
+        second = r.nearest_intents(query, "default", 5)
+    conn.set_trace_callback(None)
+    assert first == second
+    assert [("JOIN namespaces" in s, "max(seq)" in s) for s in statements
+            if not s.startswith("--")] == [
+        (True, True), (False, True)
+    ], statements
+    other = open_memory(tmp_path / "m.db", MemoryConfig(k1=3, k2=2), embedder)
+    other.store_many([Experience("task 7 of the parser, again", "fix 7 again")])
+    other.close()
+    with storage.read() as r:
+        r.check_model("default")
+        found = r.nearest_intents(embedder.embed_query("task 7 of the parser, again"), "default", 1)
+    assert found[0][1] == pytest.approx(1.0)  # the row the other connection committed
+    with storage.read() as r:
+        assert found == r.nearest_intents(
+            embedder.embed_query("task 7 of the parser, again"), "default", 1
+        )
     memory.close()

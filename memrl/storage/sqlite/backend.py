@@ -27,7 +27,7 @@ from ..base import ArchivedRow, MemoryRow, NewMemory, NewTask, Outcome, TaskRow
 from ..shared_sql import SQLITE
 from . import ledger, memories
 from .connection import connect, write_transaction
-from .index import VectorIndex
+from .index import State, VectorIndex
 from .inspect import SqliteInspect
 from .migrations import apply_migrations
 
@@ -55,15 +55,23 @@ class SqliteTx:
         self._s = storage
         self.conn = conn
         self._writing = writing
-        self._namespaces: dict[str, tuple[str, float | None, float | None] | None] = {}
+        self._namespaces: dict[str, memories.NamespaceRow | None] = {}
+        # a read block's index state of a namespace, read with its row, for the next search
+        self._index_states: dict[str, State] = {}
 
     # -- reads ------------------------------------------------------------------------------
 
-    def _namespace_row(self, namespace: str) -> tuple[str, float | None, float | None] | None:
+    def _namespace_row(self, namespace: str) -> memories.NamespaceRow | None:
         """(model_id, delta, learned delta) of a namespace, read once per read block: a recall asks for
-        both (as the PostgreSQL backend does)."""
-        if self._writing or namespace not in self._namespaces:
+        both (as the PostgreSQL backend does). A read block reads the namespace's vector
+        index state in the same statement, for its search (`nearest_intents`)."""
+        if self._writing:
             self._namespaces[namespace] = memories.namespace_row(self.conn, namespace)
+        elif namespace not in self._namespaces:
+            row, state = memories.namespace_row_and_state(self.conn, namespace)
+            self._namespaces[namespace] = row
+            if state is not None:
+                self._index_states[namespace] = state
         return self._namespaces[namespace]
 
     def check_model(self, namespace: str) -> None:
@@ -85,7 +93,11 @@ class SqliteTx:
     def nearest_intents(
         self, query: np.ndarray, namespace: str, k: int
     ) -> list[tuple[int, float]]:
-        return self._s.index.search(self.conn, self._s.checked_vector(query), namespace, k)
+        # the state read with the namespace's row, once: a later search reads its own
+        state = None if self._writing else self._index_states.pop(namespace, None)
+        return self._s.index.search(
+            self.conn, self._s.checked_vector(query), namespace, k, state=state
+        )
 
     def members(self, intent_ids: Sequence[int], cap: int) -> list[MemoryRow]:
         return memories.members(self.conn, intent_ids, cap)

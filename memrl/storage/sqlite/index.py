@@ -96,6 +96,24 @@ MAX_EXACT_CACHED_ROWS = 30_000
 _FETCH_CHUNK = 500
 
 
+# What a search checks its cache against (`VectorIndex._state`), as columns of a SELECT
+# with the namespace bound as :ns, so that a caller reading other columns of the namespace
+# anyway can read these in the same statement and pass them on (`search(..., state=)`).
+STATE_COLUMNS = (
+    "(SELECT file FROM pragma_database_list WHERE name = 'main'), "
+    f"(SELECT value FROM {META_TABLE} WHERE key = 'instance'), "
+    f"(SELECT max(seq) FROM {VECTOR_TABLE} WHERE namespace = :ns), "
+    f"(SELECT deletes FROM {STATE_TABLE} WHERE namespace = :ns)"
+)
+State = tuple[tuple[str, str] | None, int, int]
+
+
+def state_of(row: Sequence[Any]) -> State:
+    """The state from the four values of STATE_COLUMNS."""
+    key = None if row[1] is None else (str(row[0] or ""), str(row[1]))
+    return key, int(row[2] or 0), int(row[3] or 0)
+
+
 class VectorIndex:
     """Cosine KNN over intent vectors, partitioned by namespace (see the module docstring)."""
 
@@ -206,15 +224,18 @@ class VectorIndex:
         return sum(p.n for p in self._codes(conn, namespace, state))
 
     def search(
-        self, conn: Any, query: np.ndarray, namespace: str, k: int
+        self, conn: Any, query: np.ndarray, namespace: str, k: int, state: State | None = None
     ) -> list[tuple[int, float]]:
-        """The k nearest intents in `namespace` as (intent_id, cosine similarity), best first."""
+        """The k nearest intents in `namespace` as (intent_id, cosine similarity), best first.
+        `state`: the namespace's STATE_COLUMNS as the caller just read them on `conn`
+        (else read here)."""
         if k <= 0:
             return []
         q = self._unit(query)
         if q is None:
             return []
-        state = self._state(conn, namespace)
+        if state is None:
+            state = self._state(conn, namespace)
         if state[1] == 0:
             return []
         rows = self._floats(conn, namespace, state)
@@ -298,17 +319,10 @@ class VectorIndex:
 
     # -- the codes of a namespace -----------------------------------------------------------
 
-    def _state(self, conn: Any, namespace: str) -> tuple[tuple[str, str] | None, int, int]:
+    def _state(self, conn: Any, namespace: str) -> State:
         """(database key, newest seq in the namespace, delete counter) in one statement."""
-        row = conn.execute(
-            "SELECT (SELECT file FROM pragma_database_list WHERE name = 'main'), "
-            f"(SELECT value FROM {META_TABLE} WHERE key = 'instance'), "
-            f"(SELECT max(seq) FROM {VECTOR_TABLE} WHERE namespace = ?), "
-            f"(SELECT deletes FROM {STATE_TABLE} WHERE namespace = ?)",
-            (namespace, namespace),
-        ).fetchone()
-        key = None if row[1] is None else (str(row[0] or ""), str(row[1]))
-        return key, int(row[2] or 0), int(row[3] or 0)
+        row = conn.execute(f"SELECT {STATE_COLUMNS}", {"ns": namespace}).fetchone()
+        return state_of(row)
 
     def _load(self, conn: Any, namespace: str, after: int, upto: int | None = None) -> Rows:
         """Codes of the namespace's rows with after < seq (<= upto), in seq order."""
@@ -337,7 +351,7 @@ class VectorIndex:
         return Rows(np.asarray(seqs, np.int64), np.asarray(ids, np.int64), words)
 
     def _codes(
-        self, conn: Any, namespace: str, state: tuple[tuple[str, str] | None, int, int]
+        self, conn: Any, namespace: str, state: State
     ) -> list[Rows]:
         """The namespace's codes as this connection sees them now, cache-backed.
 
@@ -435,7 +449,7 @@ class VectorIndex:
         return self.floats.fit_pending()
 
     def _floats(
-        self, conn: Any, namespace: str, state: tuple[tuple[str, str] | None, int, int],
+        self, conn: Any, namespace: str, state: State,
         first: bool = True, fit_later: bool = False,
     ) -> FloatRows | None:
         """The namespace's float rows as this connection sees them now, if it is searched by

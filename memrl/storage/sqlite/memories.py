@@ -15,7 +15,7 @@ from ...config import MemoryConfig
 from ...retrieval import intent_key
 from ..base import MEMORY_FIELDS, MemoryRow, NewMemory, refuse_clash, refuse_other_model
 from ..shared_sql import ARCHIVE_EXTRA, COLUMNS
-from .index import VectorIndex
+from .index import STATE_COLUMNS, State, VectorIndex, state_of
 
 _CHUNK = 500
 
@@ -38,22 +38,38 @@ def check_model(conn: Any, namespace: str, model_id: str) -> None:
         refuse_other_model(namespace, row[0], model_id)
 
 
-def namespace_row(
-    conn: Any, namespace: str
-) -> tuple[str, float | None, float | None] | None:
+NamespaceRow = tuple[str, float | None, float | None]
+
+
+def namespace_row(conn: Any, namespace: str) -> NamespaceRow | None:
     """(model_id, calibrated delta, learned delta) of a namespace, None before its first
     write."""
-    row = conn.execute(
-        "SELECT model_id, delta, learned_delta FROM namespaces WHERE namespace = ?",
-        (namespace,),
-    ).fetchone()
-    if row is None:
-        return None
+    row, _ = namespace_row_and_state(conn, namespace, with_state=False)
+    return row
+
+
+def namespace_row_and_state(
+    conn: Any, namespace: str, with_state: bool = True
+) -> tuple[NamespaceRow | None, State | None]:
+    """The namespace's row (as `namespace_row`) and, with_state, its vector index state
+    (index.STATE_COLUMNS) in the same statement: a recall needs both, and a statement read
+    after the query's embedding costs 30-50 us in caches the model run has emptied."""
+    if with_state:
+        sql = (
+            f"SELECT n.model_id, n.delta, n.learned_delta, {STATE_COLUMNS} "
+            "FROM (SELECT 1) LEFT JOIN namespaces AS n ON n.namespace = :ns"
+        )
+    else:
+        sql = "SELECT model_id, delta, learned_delta FROM namespaces WHERE namespace = :ns"
+    values = conn.execute(sql, {"ns": namespace}).fetchone()
+    state = state_of(values[3:]) if with_state else None
+    if values is None or values[0] is None:  # model_id is NOT NULL: no row
+        return None, state
     return (
-        str(row[0]),
-        None if row[1] is None else float(row[1]),
-        None if row[2] is None else float(row[2]),
-    )
+        str(values[0]),
+        None if values[1] is None else float(values[1]),
+        None if values[2] is None else float(values[2]),
+    ), state
 
 
 def recalibrate_if_due(
