@@ -276,6 +276,106 @@ async def test_the_scan_projection_is_fitted_after_the_memory_is_ready(settings,
         runtime.release()
 
 
+@pytest.fixture
+def opened_in(monkeypatch):
+    """Which thread opened each storage, and whether it was closed again."""
+    import memrl
+    from memrl_server import runtime as runtime_module
+
+    opened: list[dict[str, object]] = []
+    real_open = memrl.open_storage
+
+    def recording(*args, **kwargs):
+        storage = real_open(*args, **kwargs)
+        entry = {"thread": threading.current_thread().name, "model": args[2], "closed": False}
+        real_close = storage.close
+
+        def close() -> None:
+            entry["closed"] = True
+            real_close()
+
+        storage.close = close
+        opened.append(entry)
+        return storage
+
+    monkeypatch.setattr(memrl, "open_storage", recording)
+    return opened, runtime_module
+
+
+async def test_the_packaged_model_and_the_database_load_side_by_side(settings, opened_in):
+    """With the packaged model (its id and dimension known before it loads) the database
+    is opened and preloaded in a thread of its own while the model loads; with a model
+    given by its factory, after it; either way one storage stays open, for the right model."""
+    from memrl_server.runtime import MemoryRuntime
+
+    from memrl.embeddings import PACKAGED_MODEL_ID
+
+    opened, _ = opened_in
+    runtime = MemoryRuntime(settings)
+    runtime.acquire()
+    try:
+        memory = await runtime.memory()
+        assert memory.embedder.model_id == PACKAGED_MODEL_ID
+        assert memory.recall("fix the csv parser", dry_run=True).candidates == []
+    finally:
+        runtime.release()
+    assert opened == [{"thread": "memrl-storage-opener", "model": PACKAGED_MODEL_ID, "closed": True}]
+
+    opened.clear()
+    from fake_embedder import FakeEmbedder
+
+    runtime = MemoryRuntime(settings, lambda: FakeEmbedder(dim=384, model_id="other-model"))
+    runtime.acquire()
+    try:
+        await runtime.memory()
+    finally:
+        runtime.release()
+    assert opened == [{"thread": "memrl-model-loader", "model": "other-model", "closed": True}]
+
+
+async def test_an_early_database_is_closed_when_the_model_turns_out_otherwise(
+    settings, opened_in, monkeypatch
+):
+    """The default loader gives another model than the packaged one (e.g. a download): the
+    early storage is closed and the database opened again for that model; a model that
+    fails to load is the error reported, and the early storage is closed too."""
+    from fake_embedder import FakeEmbedder
+    from memrl_server.runtime import MemoryRuntime
+
+    from memrl import ModelUnavailableError
+    from memrl.embeddings import PACKAGED_MODEL_ID
+
+    opened, runtime_module = opened_in
+    monkeypatch.setattr(runtime_module, "_load_embedder",
+                        lambda s: FakeEmbedder(dim=384, model_id="downloaded-model"))
+    runtime = MemoryRuntime(settings)
+    runtime.acquire()
+    try:
+        memory = await runtime.memory()
+        assert memory.storage.model_id == "downloaded-model"  # type: ignore[attr-defined]
+    finally:
+        runtime.release()
+    assert [(e["thread"], e["model"], e["closed"]) for e in opened] == [
+        ("memrl-storage-opener", PACKAGED_MODEL_ID, True),
+        ("memrl-model-loader", "downloaded-model", True),
+    ]
+
+    opened.clear()
+
+    def fails(s):
+        raise ModelUnavailableError("model.onnx is missing: reinstall memrl")
+
+    monkeypatch.setattr(runtime_module, "_load_embedder", fails)
+    runtime = MemoryRuntime(settings)
+    runtime.acquire()
+    try:
+        with pytest.raises(ModelUnavailableError, match="model.onnx is missing"):
+            await runtime.memory()
+    finally:
+        runtime.release()
+    assert [(e["thread"], e["closed"]) for e in opened] == [("memrl-storage-opener", True)]
+
+
 def test_the_server_imports_no_core_before_tools_list() -> None:
     """What `memrl serve` imports before it answers tools/list leaves out the core (numpy,
     the SQLite extension, the model code): the model-loader thread imports it (cold start,
