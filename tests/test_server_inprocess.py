@@ -279,8 +279,9 @@ async def test_the_scan_projection_is_fitted_after_the_memory_is_ready(settings,
 @pytest.fixture
 def opened_in(monkeypatch):
     """Which thread opened each storage, and whether it was closed again."""
-    import memrl
     from memrl_server import runtime as runtime_module
+
+    import memrl
 
     opened: list[dict[str, object]] = []
     real_open = memrl.open_storage

@@ -552,3 +552,21 @@ def test_a_preload_can_leave_the_projection_for_later_and_searches_stay_exact(
     assert again._floats(conn, "ns", again._state(conn, "ns")).projection is not None
     assert again.fit_pending() == 0
     conn.close()
+
+
+def test_one_decoder_for_stored_vectors() -> None:
+    """Every read of stored vectors goes through kernels.blobs_matrix: a list and a cursor
+    (an iterator with a count) give the same floats as the BLOBs hold, a short cursor gives
+    the rows that came, and a BLOB of another dimension is refused with what to look at."""
+    from memrl.storage.sqlite.kernels import blobs_matrix, vector_blob
+
+    vecs = clustered(7, 2, seed=70)
+    blobs = [vector_blob(v) for v in vecs]
+    assert np.array_equal(blobs_matrix(blobs, DIM), vecs)
+    assert np.array_equal(blobs_matrix(iter(blobs), DIM, 7), vecs)
+    assert np.array_equal(blobs_matrix(iter(blobs[:4]), DIM, 7), vecs[:4])
+    assert blobs_matrix(iter(blobs), DIM, 7).dtype == np.float32
+    with pytest.raises(ValueError, match="dimension mismatch"):
+        blobs_matrix([blobs[0], blobs[1][:-4]], DIM)
+    with pytest.raises(ValueError, match="more than the 3 vectors"):
+        blobs_matrix(iter(blobs), DIM, 3)

@@ -37,6 +37,7 @@ import numpy as np
 
 from memrl import Memory, MemoryConfig, SqliteStorage, load_embedder
 from memrl.storage.sqlite.connection import connect
+from memrl.storage.sqlite.kernels import blobs_matrix
 
 from . import build, concurrency, data, measure, page_cache, pg_report, realtext, realtext_tier
 from . import postgres as pg_tier
@@ -146,7 +147,7 @@ def read_vectors(path: Path, dim: int) -> tuple[np.ndarray, np.ndarray]:
     finally:
         conn.close()
     ids = np.asarray([r[0] for r in rows], dtype=np.int64)
-    vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
+    vecs = blobs_matrix([r[1] for r in rows], dim)
     return ids, vecs
 
 

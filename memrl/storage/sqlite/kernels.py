@@ -5,6 +5,8 @@ Pure functions of arrays, no storage: the index (`index.py`) decides what to fee
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 # Row-wise float64 work over a whole namespace goes in chunks of this many rows (1.5 MB of
@@ -19,9 +21,28 @@ def vector_blob(vec: np.ndarray) -> bytes:
     return np.ascontiguousarray(vec, dtype="<f4").tobytes()
 
 
-def blobs_matrix(blobs: list[bytes], dim: int) -> np.ndarray:
-    """(n, dim) float32 array from float32 BLOBs."""
-    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim)
+def blobs_matrix(blobs: Iterable[bytes], dim: int, n: int | None = None) -> np.ndarray:
+    """(m, dim) float32 array from float32 BLOBs (the on-disk format of `vector_blob`), each
+    copied straight into the array as it comes: no joined copy, so a cursor can be read
+    without keeping its rows. `n`: how many at most (needed when `blobs` is not a list);
+    m is how many came. A BLOB of another size (another dimension) is refused."""
+    if n is None:
+        blobs = list(blobs)
+        n = len(blobs)
+    out = np.empty((n, dim), "<f4")
+    into, width = out.data.cast("B"), dim * 4
+    m = 0
+    for blob in blobs:
+        if m == n:
+            raise ValueError(f"more than the {n} vectors expected")
+        if len(blob) != width:
+            raise ValueError(
+                f"a stored vector has {len(blob)} bytes where {dim} dimensions take {width} "
+                "(dimension mismatch?)"
+            )
+        into[m * width : (m + 1) * width] = blob
+        m += 1
+    return out[:m].astype(np.float32, copy=False)  # native order (a no-op on little-endian)
 
 
 def sign_codes(vectors: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from ...retrieval import intent_key
 from ..base import MEMORY_FIELDS, MemoryRow, NewMemory, refuse_clash, refuse_other_model
 from ..shared_sql import ARCHIVE_EXTRA, COLUMNS
 from .index import STATE_COLUMNS, State, VectorIndex, state_of
+from .kernels import blobs_matrix
 
 _CHUNK = 500
 
@@ -244,7 +245,7 @@ def restore(
         namespace, intent, chash, created_at, blob = row
         claim_namespace(conn, namespace, model_id)
         refuse_clash(mid, namespace, _existing(conn, namespace, chash))
-        vector = np.frombuffer(blob, dtype=np.float32).copy()
+        vector = blobs_matrix([blob], index.dim)[0]
         intent_id = _intent_of(
             conn, index, namespace, intent_key(intent), intent, created_at, vector
         )
