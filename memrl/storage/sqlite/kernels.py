@@ -22,27 +22,37 @@ def vector_blob(vec: np.ndarray) -> bytes:
 
 
 def blobs_matrix(blobs: Iterable[bytes], dim: int, n: int | None = None) -> np.ndarray:
-    """(m, dim) float32 array from float32 BLOBs (the on-disk format of `vector_blob`), each
-    copied straight into the array as it comes: no joined copy, so a cursor can be read
-    without keeping its rows. `n`: how many at most (needed when `blobs` is not a list);
-    m is how many came. A BLOB of another size (another dimension) is refused."""
-    if n is None:
+    """(m, dim) float32 array from float32 BLOBs (the on-disk format of `vector_blob`); a
+    BLOB of another size (another dimension) is refused. With `n` (at most that many, m is
+    how many came) each BLOB is copied into the array as it comes, so a cursor is read
+    without keeping its rows (10k rows: 28-39 -> 22 ms); without, `blobs` is taken whole."""
+    width = dim * 4
+    if n is None:  # a list in hand: one join is faster (200 rows: 9 against 32 us)
         blobs = list(blobs)
-        n = len(blobs)
+        joined = b"".join(blobs)
+        if len(joined) != len(blobs) * width:  # (per BLOB, this check costs as much again)
+            for blob in blobs:
+                _check_size(blob, width, dim)
+        flat = np.frombuffer(joined, dtype="<f4").reshape(len(blobs), dim)
+        return flat.astype(np.float32, copy=False)  # native order: a no-op on little-endian
     out = np.empty((n, dim), "<f4")
-    into, width = out.data.cast("B"), dim * 4
+    into = out.data.cast("B")
     m = 0
     for blob in blobs:
         if m == n:
             raise ValueError(f"more than the {n} vectors expected")
-        if len(blob) != width:
-            raise ValueError(
-                f"a stored vector has {len(blob)} bytes where {dim} dimensions take {width} "
-                "(dimension mismatch?)"
-            )
+        _check_size(blob, width, dim)
         into[m * width : (m + 1) * width] = blob
         m += 1
-    return out[:m].astype(np.float32, copy=False)  # native order (a no-op on little-endian)
+    return out[:m].astype(np.float32, copy=False)
+
+
+def _check_size(blob: bytes, width: int, dim: int) -> None:
+    if len(blob) != width:
+        raise ValueError(
+            f"a stored vector has {len(blob)} bytes where {dim} dimensions take {width} "
+            "(dimension mismatch?)"
+        )
 
 
 def sign_codes(vectors: np.ndarray) -> np.ndarray:
