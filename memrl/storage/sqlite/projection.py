@@ -14,7 +14,8 @@ So a pass over the heads alone (d floats a row instead of 384) gives an upper bo
 every row's cosine. The exact cosines of the rows with the best bounds give a lower bound
 on the k-th best cosine; only rows whose bound reaches it (within the float error, see
 `margin`) can be in the top k, and `kernels.rank_exact` ranks those, over their original
-vectors: the result is the plain scan's, row for row and bit for bit. The bound holds for
+vectors (or, when no row outside the best-bound ones can, their own ranking is the answer):
+the result is the plain scan's, row for row and bit for bit. The bound holds for
 any orthonormal basis; a basis fitted on fewer rows than the namespace holds now only
 prunes less.
 """
@@ -129,9 +130,9 @@ class Projection:
 def margin(dim: int) -> float:
     """What the pruning gives away to float error, with room: the bound's error (a float32
     dot product of d terms of float32-rounded coordinates, < (dim + 2) * 2**-24 for unit
-    vectors), the lower bound's (a float32 cosine, 4 * dim * 2**-24, as `floats.scan_margin`
-    counts it) and `rank_exact`'s rounding, each counted twice: 16 * dim * 2**-24 (3.7e-4
-    at 384 dimensions)."""
+    vectors), the lower bound's (a `rank_exact` cosine, one float32 rounding; counted as a
+    float32 cosine's 4 * dim * 2**-24, as `floats.scan_margin` does) and `rank_exact`'s
+    rounding, each counted twice: 16 * dim * 2**-24 (3.7e-4 at 384 dimensions)."""
     return 16.0 * dim * 2.0**-24
 
 
