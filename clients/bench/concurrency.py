@@ -11,7 +11,9 @@ recalls/s at 1 client, and with batching over without.
 
 The clients share the machine with the server (so, on 2 cores, they take CPU from it): the
 figures are those of agents and a team server on one host, the worst case for throughput.
-Benchmarks print figures; nothing here asserts a speed.
+Before the servers start, `model_bound` measures what the model alone lets N clients gain
+over one on this machine, printed beside the ratios. Benchmarks print figures; nothing here
+asserts a speed.
 """
 
 from __future__ import annotations
