@@ -70,8 +70,7 @@ class SqliteTx:
         elif namespace not in self._namespaces:
             row, state = memories.namespace_row_and_state(self.conn, namespace)
             self._namespaces[namespace] = row
-            if state is not None:
-                self._index_states[namespace] = state
+            self._index_states[namespace] = state
         return self._namespaces[namespace]
 
     def check_model(self, namespace: str) -> None:

@@ -45,32 +45,35 @@ NamespaceRow = tuple[str, float | None, float | None]
 def namespace_row(conn: Any, namespace: str) -> NamespaceRow | None:
     """(model_id, calibrated delta, learned delta) of a namespace, None before its first
     write."""
-    row, _ = namespace_row_and_state(conn, namespace, with_state=False)
-    return row
+    values = conn.execute(
+        "SELECT model_id, delta, learned_delta FROM namespaces WHERE namespace = ?",
+        (namespace,),
+    ).fetchone()
+    return _namespace_row(values)
 
 
-def namespace_row_and_state(
-    conn: Any, namespace: str, with_state: bool = True
-) -> tuple[NamespaceRow | None, State | None]:
-    """The namespace's row (as `namespace_row`) and, with_state, its vector index state
+def namespace_row_and_state(conn: Any, namespace: str) -> tuple[NamespaceRow | None, State]:
+    """The namespace's row (as `namespace_row`) and its vector index state
     (index.STATE_COLUMNS) in the same statement: a recall needs both, and a statement read
     after the query's embedding costs 30-50 us in caches the model run has emptied."""
-    if with_state:
-        sql = (
-            f"SELECT n.model_id, n.delta, n.learned_delta, {STATE_COLUMNS} "
-            "FROM (SELECT 1) LEFT JOIN namespaces AS n ON n.namespace = :ns"
-        )
-    else:
-        sql = "SELECT model_id, delta, learned_delta FROM namespaces WHERE namespace = :ns"
-    values = conn.execute(sql, {"ns": namespace}).fetchone()
-    state = state_of(values[3:]) if with_state else None
-    if values is None or values[0] is None:  # model_id is NOT NULL: no row
-        return None, state
+    values = conn.execute(
+        f"SELECT n.model_id, n.delta, n.learned_delta, {STATE_COLUMNS} "
+        "FROM (SELECT 1) LEFT JOIN namespaces AS n ON n.namespace = :ns",
+        {"ns": namespace},
+    ).fetchone()
+    return _namespace_row(values), state_of(values[3:])
+
+
+def _namespace_row(values: Any) -> NamespaceRow | None:
+    """The row from (model_id, delta, learned_delta, ...); None when there is none (model_id
+    is NOT NULL, so a NULL one is the LEFT JOIN's missing row)."""
+    if values is None or values[0] is None:
+        return None
     return (
         str(values[0]),
         None if values[1] is None else float(values[1]),
         None if values[2] is None else float(values[2]),
-    ), state
+    )
 
 
 def recalibrate_if_due(
