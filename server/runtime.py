@@ -77,13 +77,10 @@ class _EarlyStorage:
         return embedder.dim == self.dim and embedder.model_id == self.model_id
 
     def close(self) -> None:
-        if self.storage is not None:
-            self.storage.close()
-
-    def discard(self) -> None:
         """Wait for the thread and close what it opened, whatever happened to it."""
         self._thread.join()
-        self.close()
+        if self.storage is not None:
+            self.storage.close()
 
 
 class ModelNotReady(MemrlError):
@@ -149,7 +146,7 @@ class MemoryRuntime:
                 embedder = self._factory()
             except BaseException:
                 if early is not None:
-                    early.discard()  # the model's error is the one to report
+                    early.close()  # the model's error is the one to report
                 raise
             opened = early.result() if early is not None else None
             from memrl import Memory
