@@ -34,6 +34,9 @@ import numpy as np
 from .measure import server_env, summary
 
 CLIENTS = (1, 4, 16)
+# model_bound: single-text calls timed, and the batch size and count of the batched calls
+BOUND_SINGLES, BOUND_BATCH, BOUND_BATCHES = 48, 16, 8
+BOUND_TEXTS = BOUND_SINGLES + BOUND_BATCH * BOUND_BATCHES
 MODES = {"batching": "1", "no batching": "0"}
 
 
@@ -203,7 +206,7 @@ def run(
     log_path = log_path or db.with_suffix(".http.log")
     bound = None
     if embedder is not None:
-        spare = len(texts) - (48 + 16 * 8)
+        spare = len(texts) - BOUND_TEXTS
         bound = model_bound(embedder, texts[spare:])
         texts = texts[:spare]
     pool = _Texts(texts)
@@ -247,7 +250,7 @@ def run(
     return out
 
 
-def model_bound(embedder: Any, texts: Sequence[str], batch: int = 16, calls: int = 48) -> dict[str, Any]:
+def model_bound(embedder: Any, texts: Sequence[str]) -> dict[str, Any]:
     """What the model alone lets N clients gain over one, measured in this process with the
     server's settings (the same embedder, no query cache): a lone recall waits for a
     single-text call (its wall time), a busy server spends the CPU of its share of a batch.
@@ -259,19 +262,20 @@ def model_bound(embedder: Any, texts: Sequence[str], batch: int = 16, calls: int
     the `ratio_bound`, reached only if X were free. Call before the servers start (an idle
     machine); texts must not be in the server's query cache (they are not sent to it)."""
     texts = list(texts)
-    if len(texts) < calls + batch * 8:
-        raise ValueError("model_bound needs more texts")
+    if len(texts) < BOUND_TEXTS:
+        raise ValueError(f"model_bound needs {BOUND_TEXTS} texts")
+    batch = BOUND_BATCH
     embedder.embed(texts[:batch])  # warm
     singles: list[float] = []
-    for text in texts[:calls]:
+    for text in texts[:BOUND_SINGLES]:
         t0 = time.perf_counter()
         embedder.embed_query(text)
         singles.append(time.perf_counter() - t0)
-    rest = texts[calls:]
+    rest = texts[BOUND_SINGLES:BOUND_TEXTS]
     c0 = time.process_time()
-    for start in range(0, batch * 8, batch):
+    for start in range(0, len(rest), batch):
         embedder.embed(rest[start : start + batch])
-    batched_cpu = (time.process_time() - c0) / (batch * 8)
+    batched_cpu = (time.process_time() - c0) / len(rest)
     wall = float(np.median(singles))
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return {
