@@ -79,6 +79,23 @@ def test_the_concurrency_tier_alone(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert not list((tmp_path / "work").glob("concurrency-*.db"))  # removed after the run
 
 
+def test_the_model_bound_is_stated_only_when_the_batches_took_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`model_bound` divides by the batches' CPU per text: when the clock shows none (a
+    coarse clock, or an embedder that computes nothing) there is no bound (None, which
+    the report leaves out), not a division by zero."""
+    from memrl_clients.bench import concurrency
+
+    from tests.fake_embedder import FakeEmbedder
+
+    texts = [f"task {i}" for i in range(concurrency.BOUND_TEXTS)]
+    bound = concurrency.model_bound(FakeEmbedder(), texts)
+    assert bound is not None and bound["ratio_bound"] >= bound["cpus"]
+    monkeypatch.setattr(concurrency.time, "process_time", lambda: 1.0)
+    assert concurrency.model_bound(FakeEmbedder(), texts) is None
+
+
 def test_embedding_contention_rows() -> None:
     from memrl_clients.bench import contention
 

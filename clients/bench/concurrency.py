@@ -250,7 +250,7 @@ def run(
     return out
 
 
-def model_bound(embedder: Any, texts: Sequence[str]) -> dict[str, Any]:
+def model_bound(embedder: Any, texts: Sequence[str]) -> dict[str, Any] | None:
     """What the model alone lets N clients gain over one, measured in this process with the
     server's settings (the same embedder, no query cache): a lone recall waits for a
     single-text call (its wall time), a busy server spends the CPU of its share of a batch.
@@ -260,7 +260,9 @@ def model_bound(embedder: Any, texts: Sequence[str]) -> dict[str, Any]:
     cpus / (X + cpu per text in a batch), so N over 1 is at most
     cpus * (X + wall) / (X + batched), which never exceeds cpus * max(1, wall / batched):
     the `ratio_bound`, reached only if X were free. Call before the servers start (an idle
-    machine); texts must not be in the server's query cache (they are not sent to it)."""
+    machine); texts must not be in the server's query cache (they are not sent to it).
+    None when the batches took no measurable CPU (an embedder that computes nothing, or a
+    clock too coarse for them): there is then no bound to state."""
     texts = list(texts)
     if len(texts) < BOUND_TEXTS:
         raise ValueError(f"model_bound needs {BOUND_TEXTS} texts")
@@ -276,6 +278,8 @@ def model_bound(embedder: Any, texts: Sequence[str]) -> dict[str, Any]:
     for start in range(0, len(rest), batch):
         embedder.embed(rest[start : start + batch])
     batched_cpu = (time.process_time() - c0) / len(rest)
+    if batched_cpu <= 0.0:
+        return None
     wall = float(np.median(singles))
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return {
