@@ -516,14 +516,14 @@ def low_rank(n: int, rank: int, seed: int) -> np.ndarray:
 def test_a_preload_can_leave_the_projection_for_later_and_searches_stay_exact(
     tmp_path: Path,
 ) -> None:
-    """`preload(fit=False)` (a server's start) caches the rows without the scan's
+    """`preload(fit_later=True)` (a server's start) caches the rows without the scan's
     projection; searches are exact before, during and after `fit_pending`, rows stored in
     between are projected too, and an entry reloaded meanwhile is left alone."""
     index = VectorIndex(DIM)
     conn = open_db(tmp_path / "p.db", index)
     first = low_rank(2600, 8, seed=60)
     ids = add(conn, index, 1, "ns", first)
-    assert index.preload(conn, "ns", fit=False) == 2600
+    assert index.preload(conn, "ns", fit_later=True) == 2600
     state = index._state(conn, "ns")
     assert index._floats(conn, "ns", state).projection is None
     queries = low_rank(8, 8, seed=61)
@@ -545,7 +545,7 @@ def test_a_preload_can_leave_the_projection_for_later_and_searches_stay_exact(
 
     # an entry reloaded between the preload and the fit (a delete) fits on its own
     again = VectorIndex(DIM)
-    assert again.preload(conn, "ns", fit=False) == 2900
+    assert again.preload(conn, "ns", fit_later=True) == 2900
     with write_transaction(conn):
         again.delete(conn, [ids[0]])
     again.search(conn, queries[0], "ns", 5)  # reloads, fitting as it does

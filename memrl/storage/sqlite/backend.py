@@ -249,7 +249,7 @@ class SqliteStorage:
         `finish_later`, what only speeds up later searches (the exact scan's projection,
         tens of ms at 10k rows) is left to `finish_preload`."""
         with self._lock:
-            return self.index.preload(self._conn, namespace, fit=not finish_later)
+            return self.index.preload(self._conn, namespace, fit_later=finish_later)
 
     def finish_preload(self) -> None:
         """The work `preload(..., finish_later=True)` left; recalls go on meanwhile (it

@@ -211,14 +211,14 @@ class VectorIndex:
             ).fetchone()[0]
         )
 
-    def preload(self, conn: Any, namespace: str, fit: bool = True) -> int:
+    def preload(self, conn: Any, namespace: str, fit_later: bool = False) -> int:
         """Load the namespace's search rows into this process's cache now (its vectors if it
         is scanned, else its codes), so that no search pays for it; how many rows it holds.
-        With fit=False the scan's projection is left to `fit_pending`."""
+        With `fit_later` the scan's projection is left to `fit_pending`."""
         state = self._state(conn, namespace)
         if state[1] == 0:
             return 0
-        rows = self._floats(conn, namespace, state, first=False, fit_later=not fit)
+        rows = self._floats(conn, namespace, state, first=False, fit_later=fit_later)
         if rows is not None:
             return rows.n
         return sum(p.n for p in self._codes(conn, namespace, state))
@@ -441,7 +441,7 @@ class VectorIndex:
         return conn.execute(sql, args).fetchone() is not None
 
     def fit_pending(self) -> int:
-        """Fit the scan projections that `preload(..., fit=False)` left (floats.py); it
+        """Fit the scan projections that `preload(..., fit_later=True)` left (floats.py); it
         reads only this process's cache, and searches go on meanwhile."""
         return self.floats.fit_pending()
 
