@@ -35,6 +35,7 @@ def test_tiny_bench_writes_every_figure(tmp_path: Path, capsys: pytest.CaptureFi
         assert tier["recall_inprocess"][key] > 0
         assert tier["recall_mcp"]["recall"][key] > 0
         assert tier["recall_inprocess"]["without_embedding"][key] > 0
+        assert tier["recall_inprocess"]["without_embedding_back_to_back"][key] > 0
     # the cold-cache figures: the file evicted, then timed before it is read again
     assert tier["recall_cold"]["p50_ms"] > 0 and tier["recall_cold"]["first_recall_ms"] > 0
     assert tier["index"]["k5_cold"]["p50_ms"] > 0 and tier["index"]["prime_s"] >= 0
