@@ -70,14 +70,15 @@ BATCH_SIZE = 32  # fastembed's default of 256 peaks near 650 MiB RSS
 # a busy core in both runs (likely because ONNX Runtime pins the threads of its default pool
 # to cores, and not those of an explicit count), and no spinning (spinning threads took 2-4x
 # the CPU per query). threads=None leaves the count to ONNX Runtime.
-def _available_cpus() -> int:
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS tells it, else all)."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
 
 
-DEFAULT_THREADS: int | None = max(1, min(_available_cpus(), 8))
+DEFAULT_THREADS: int | None = max(1, min(available_cpus(), 8))
 DEFAULT_SPINNING = False
 SPIN_KEY = "session.intra_op.allow_spinning"
 # Query vectors kept per process: a task's text is embedded by its recall, and again by a

@@ -31,6 +31,8 @@ from typing import Any
 import anyio
 import numpy as np
 
+from memrl.embeddings import available_cpus
+
 from .measure import server_env, summary
 
 CLIENTS = (1, 4, 16)
@@ -281,7 +283,7 @@ def model_bound(embedder: Any, texts: Sequence[str]) -> dict[str, Any] | None:
     if batched_cpu <= 0.0:
         return None
     wall = float(np.median(singles))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = available_cpus()
     return {
         "single_call_wall_ms": round(wall * 1e3, 2),
         "batch": batch,
@@ -301,7 +303,7 @@ def _cpu_per_recall(
         return {}
     server_ms = (server1 - server0) / recalls * 1e3
     client_ms = client_s / recalls * 1e3
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = available_cpus()
     return {
         "server_cpu_ms_per_recall": round(server_ms, 2),
         "client_cpu_ms_per_recall": round(client_ms, 2),
