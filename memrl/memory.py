@@ -903,6 +903,7 @@ class Memory:
         return self.storage.preload(validation.namespace(namespace), finish_later=finish_later)
 
     def finish_preload(self) -> None:
+        """The work `preload(..., finish_later=True)` left (recalls go on meanwhile)."""
         self.storage.finish_preload()
 
     def close(self) -> None:
